@@ -1,0 +1,137 @@
+"""Choosing a device, seeding every random number generator, and describing the environment.
+
+Typical start of a notebook::
+
+    from helpers.device import get_device, seed_everything
+    seed_everything(42)
+    device = get_device()          # cuda, mps, xpu or cpu, whichever this machine has
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+
+import numpy as np
+import torch
+
+#: Environment variable that overrides the automatic choice, e.g. ``COURSE_DEVICE=cpu``.
+DEVICE_ENV_VAR = "COURSE_DEVICE"
+
+_KNOWN_TYPES = ("cuda", "mps", "xpu", "cpu")
+
+
+def _accelerator_type() -> str | None:
+    """The type of the best accelerator torch can use here, or ``None`` on a plain CPU."""
+    accel = getattr(torch, "accelerator", None)
+    if accel is not None and accel.is_available():  # torch >= 2.6
+        return accel.current_accelerator().type
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        return "xpu"
+    return None
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the best device on this machine: CUDA, then Apple MPS, then Intel XPU, then CPU.
+
+    ``prefer`` (or the ``COURSE_DEVICE`` environment variable) forces a device type, for
+    example ``"cpu"`` to compare speeds or to debug. Asking for a device this machine does
+    not have raises a ``RuntimeError`` that says which devices are available.
+
+    Example::
+
+        >>> get_device("cpu")
+        device(type='cpu')
+    """
+    wanted = prefer or os.environ.get(DEVICE_ENV_VAR) or None
+    best = _accelerator_type()
+    if wanted is None:
+        return torch.device(best or "cpu")
+    kind = wanted.split(":")[0]
+    if kind not in _KNOWN_TYPES:
+        raise ValueError(f"Unknown device {wanted!r}; use one of {', '.join(_KNOWN_TYPES)}.")
+    if kind != "cpu" and kind != best:
+        have = ", ".join(t for t in (best, "cpu") if t)
+        raise RuntimeError(
+            f"Device {wanted!r} was requested but this machine only has: {have}. "
+            f"Unset {DEVICE_ENV_VAR} or pass prefer=None to choose automatically."
+        )
+    return torch.device(wanted)
+
+
+def seed_everything(seed: int = 42, deterministic: bool = False) -> int:
+    """Seed Python, NumPy and torch (CPU and every GPU) so that a run can be repeated.
+
+    With ``deterministic=True`` torch also refuses non-deterministic algorithms and cuDNN
+    stops auto-tuning, which is slower but gives bit-identical results on a GPU. Returns the
+    seed, so that it can be logged.
+
+    Example::
+
+        >>> seed_everything(0); a = torch.rand(2)
+        0
+        >>> seed_everything(0); bool((a == torch.rand(2)).all())
+        0
+        True
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    os.environ["PYTHONHASHSEED"] = str(seed)  # inherited by worker processes
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.use_deterministic_algorithms(False)
+    return seed
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=seed_worker)``: give each worker process reproducible
+    NumPy and ``random`` streams derived from torch's per-worker seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def make_generator(seed: int = 42) -> torch.Generator:
+    """A seeded ``torch.Generator`` for ``DataLoader(generator=...)`` or ``random_split``, so
+    shuffling is reproducible without touching the global random state."""
+    return torch.Generator().manual_seed(seed)
+
+
+def is_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def environment_report() -> dict[str, str]:
+    """Versions and hardware in one dictionary: Python, torch, CUDA, the chosen device, its
+    name, CPU threads, and whether this is Colab. Print it at the top of a notebook so that
+    anyone reading the outputs knows where they came from."""
+    device = get_device()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        name = "Apple GPU (MPS)"
+    else:
+        name = platform.processor() or platform.machine()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none",
+        "device": device.type,
+        "device_name": name,
+        "cpu_threads": str(torch.get_num_threads()),
+        "colab": str(is_colab()),
+    }
