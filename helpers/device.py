@@ -91,7 +91,8 @@ def seed_everything(seed: int = 42, deterministic: bool = False) -> int:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    else:
+    elif torch.are_deterministic_algorithms_enabled():
+        # Only switch it off when it is on: the call imports torch's compiler (seconds).
         torch.use_deterministic_algorithms(False)
     return seed
 
