@@ -1,0 +1,284 @@
+"""Tests of helpers.bert: choosing the path, loading the encoder, the loaders with dynamic
+padding and bucketing, the fine-tuning pieces and predict_sentiment.
+
+They use the real offline encoder (all-MiniLM-L6-v2, 22.7M parameters), loaded once, and a
+handful of short texts, so the whole file runs in seconds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import bert
+from helpers.bert import (ID2LABEL, choose_setup, count_parameters, extract_features,
+                          freeze_encoder, hub_is_reachable, load_model_and_tokenizer,
+                          make_optimizer, make_scheduler, make_sentiment_loaders, make_text_loader,
+                          parameter_breakdown, predict_proba, predict_sentiment, token_lengths)
+from helpers.data import padding_fraction
+
+TEXTS = [
+    "Great.",
+    "A wonderful, warm film with a superb cast.",
+    "Dull.",
+    "The plot made no sense and the ending was a cheap trick that insulted the audience.",
+    "I loved every minute of it!",
+    "Boring, slow and far too long for what it has to say.",
+    "Fine.",
+    "An unforgettable performance in an otherwise forgettable movie.",
+]
+LABELS = [1, 1, 0, 0, 1, 0, 1, 0]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    torch.manual_seed(0)
+    return load_model_and_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(loaded):
+    return loaded.tokenizer
+
+
+@pytest.fixture()
+def fresh_model():
+    torch.manual_seed(0)
+    return load_model_and_tokenizer().model
+
+
+@pytest.fixture(scope="module")
+def saved_dir(loaded, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved_classifier")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+# --------------------------------------------------------------------------- choosing the path
+
+
+def test_hub_check_respects_offline_mode_without_touching_the_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the Hub must not be contacted in offline mode")
+
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", fail)
+    assert hub_is_reachable() is False
+
+
+def test_hub_check_answers_false_instead_of_raising_on_network_errors(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", no_network)
+    assert hub_is_reachable(timeout=0.1) is False
+
+
+def test_auto_mode_without_a_gpu_takes_the_offline_path(monkeypatch):
+    setup = choose_setup("auto", device="cpu")
+    assert (setup.path, setup.dataset, setup.amp) == ("offline", "course", False)
+    assert "no CUDA GPU" in setup.reason
+
+
+def test_auto_mode_with_a_gpu_and_the_hub_takes_the_full_path_with_mixed_precision(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(bert, "get_device", lambda prefer=None: torch.device("cuda"))
+    monkeypatch.setattr(bert, "hub_is_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # like a T4
+    setup = choose_setup("auto")
+    assert (setup.path, setup.model_name, setup.dataset) == ("full", bert.HUB_MODEL_NAME, "sst2")
+    assert setup.amp == "fp16"
+
+
+def test_full_mode_falls_back_to_offline_with_a_message_when_the_hub_is_unreachable(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    setup = choose_setup("full", device="cpu")
+    assert setup.path == "offline"
+    assert "falling back" in setup.reason and "HF_HUB_OFFLINE" in setup.reason
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="auto"):
+        choose_setup("online")
+
+
+# --------------------------------------------------------------------------- model and tokenizer
+
+
+def test_loading_prints_nothing_and_reports_the_new_head(capfd):
+    model, _, new_weights = load_model_and_tokenizer()
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert new_weights == ["classifier.bias", "classifier.weight"]
+    assert model.config.id2label == ID2LABEL and model.config.label2id == {"negative": 0, "positive": 1}
+
+
+def test_loading_a_missing_folder_says_what_to_check(tmp_path):
+    with pytest.raises(OSError, match="config.json"):
+        load_model_and_tokenizer(tmp_path)
+
+
+def test_token_lengths_count_the_special_tokens(tokenizer):
+    pieces = tokenizer("Great.")["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(pieces) == ["[CLS]", "great", ".", "[SEP]"]
+    assert token_lengths(["Great.", "Great. Great."], tokenizer).tolist() == [4, 6]
+
+
+def test_loader_pads_each_batch_to_its_own_longest_text(tokenizer):
+    loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=3, bucketing=False, shuffle=False)
+    lengths = token_lengths(TEXTS, tokenizer)
+    for i, batch in enumerate(loader):
+        chunk = lengths[3 * i: 3 * i + 3]
+        assert batch["input_ids"].shape == (len(chunk), chunk.max())
+        assert batch["attention_mask"].sum(1).tolist() == chunk.tolist()
+        assert batch["labels"].tolist() == LABELS[3 * i: 3 * i + 3]
+
+
+def test_truncation_keeps_cls_and_sep(tokenizer):
+    loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=8, max_length=6, shuffle=False,
+                              bucketing=False)
+    ids = next(iter(loader))["input_ids"]
+    assert ids.shape[1] == 6
+    assert (ids[:, 0] == tokenizer.cls_token_id).all()
+    longest = int(np.argmax(token_lengths(TEXTS, tokenizer)))
+    assert ids[longest, -1] == tokenizer.sep_token_id
+
+
+def test_bucketing_wastes_less_padding_than_random_batches(tokenizer):
+    texts = TEXTS * 8
+    labels = LABELS * 8
+    lengths = token_lengths(texts, tokenizer).tolist()
+    bucketed = make_text_loader(texts, labels, tokenizer, batch_size=4, seed=1)
+    random_ = make_text_loader(texts, labels, tokenizer, batch_size=4, bucketing=False, seed=1)
+    waste_bucketed = padding_fraction(lengths, list(bucketed.batch_sampler))
+    waste_random = padding_fraction(lengths, list(random_.batch_sampler))
+    assert waste_bucketed < waste_random / 2
+
+
+def test_distributed_shards_are_equal_and_cover_every_text(tokenizer):
+    shards = [make_text_loader(TEXTS[:7], LABELS[:7], tokenizer, batch_size=2, num_replicas=2, rank=r)
+              for r in range(2)]
+    assert len(shards[0].dataset) == len(shards[1].dataset) == 4
+    assert set(shards[0].dataset.indices) | set(shards[1].dataset.indices) == set(range(7))
+
+
+def test_sentiment_loaders_shuffle_only_the_training_split(tokenizer):
+    frame = pd.DataFrame({"text": TEXTS, "label": LABELS})
+    loaders = make_sentiment_loaders(tokenizer, {"train": frame, "validation": frame, "test": frame},
+                                     batch_size=4, max_length=32)
+    assert loaders["train"].batch_sampler.shuffle is True
+    assert loaders["test"].batch_sampler.shuffle is False
+    assert sum(len(b["labels"]) for b in loaders["test"]) == len(TEXTS)
+
+
+def test_sentiment_loaders_need_all_three_splits(tokenizer):
+    frame = pd.DataFrame({"text": TEXTS, "label": LABELS})
+    with pytest.raises(KeyError, match="test"):
+        make_sentiment_loaders(tokenizer, {"train": frame, "validation": frame})
+
+
+# --------------------------------------------------------------------------- fine-tuning pieces
+
+
+def test_parameter_breakdown_adds_up_to_the_model(loaded):
+    table = parameter_breakdown(loaded.model)
+    assert table["parameters"].sum() == count_parameters(loaded.model)["total"]
+    assert {"embeddings", "encoder.layer.0", "encoder.layer.5", "pooler", "classifier"} <= set(table.index)
+    assert table.loc["classifier", "parameters"] == 384 * 2 + 2
+
+
+def test_freezing_the_encoder_leaves_only_the_head_trainable(fresh_model):
+    trainable = freeze_encoder(fresh_model)
+    assert trainable == 384 * 2 + 2
+    assert parameter_breakdown(fresh_model).loc["embeddings", "trainable"] == 0
+
+
+def test_optimizer_does_not_decay_biases_and_layernorm(fresh_model):
+    optimizer = make_optimizer(fresh_model, lr=1e-4, weight_decay=0.05)
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    for name, p in fresh_model.named_parameters():
+        assert (id(p) in decayed) == (p.ndim == 2 and "LayerNorm" not in name), name
+
+
+def test_optimizer_uses_the_fused_adamw_kernel_where_available(fresh_model):
+    assert make_optimizer(fresh_model, lr=1e-4).defaults["fused"] is True
+    assert not make_optimizer(fresh_model, lr=1e-4, fused=False).defaults["fused"]
+
+
+def test_schedule_warms_up_then_decays_linearly_to_zero():
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = make_scheduler(optimizer, num_training_steps=20, warmup_ratio=0.1)
+    lrs = []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(0.5) and lrs[2] == pytest.approx(1.0)
+    assert lrs[11] == pytest.approx(0.5) and optimizer.param_groups[0]["lr"] == 0.0
+
+
+def test_features_are_the_pooled_vector_the_head_reads(loaded, tokenizer):
+    model = loaded.model.eval()
+    loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=3, shuffle=False, bucketing=False)
+    features, labels = extract_features(model, loader)
+    assert features.shape == (len(TEXTS), 384) and labels.tolist() == LABELS
+    batch = next(iter(loader))
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.allclose(model.classifier(features[:3]), logits, atol=1e-5)
+
+
+def test_predict_proba_keeps_the_order_of_the_texts(loaded, tokenizer):
+    probs = predict_proba(loaded.model, tokenizer, TEXTS, batch_size=3)
+    one_by_one = np.concatenate([predict_proba(loaded.model, tokenizer, [t]) for t in TEXTS])
+    assert probs.shape == (len(TEXTS), 2)
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- predict_sentiment
+
+
+def test_predict_sentiment_matches_the_model_it_was_saved_from(loaded, tokenizer, saved_dir):
+    labels, probs = predict_sentiment(TEXTS, saved_dir)
+    expected = predict_proba(loaded.model, tokenizer, TEXTS)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert labels == [ID2LABEL[i] for i in expected.argmax(1)]
+
+
+def test_predict_sentiment_accepts_a_single_string(saved_dir):
+    labels, probs = predict_sentiment("What a film!", saved_dir)
+    assert len(labels) == 1 and probs.shape == (1, 2)
+
+
+def test_saved_folder_carries_the_label_names(saved_dir):
+    config = json.loads((saved_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert config["label2id"] == {"negative": 0, "positive": 1}
+
+
+def test_predict_sentiment_explains_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="finetune_sentiment.py"):
+        predict_sentiment(["Nice."], tmp_path / "no_such_model")
+
+
+def test_predict_sentiment_explains_a_folder_that_holds_no_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ValueError, match="config.json.*notes.txt"):
+        predict_sentiment(["Nice."], tmp_path)
+
+
+def test_predict_sentiment_rejects_empty_input(saved_dir):
+    with pytest.raises(ValueError, match="no texts"):
+        predict_sentiment([], saved_dir)
+    with pytest.raises(ValueError, match="index 1 is empty"):
+        predict_sentiment(["Nice.", "   "], saved_dir)

@@ -1,0 +1,86 @@
+"""Tests of scripts/finetune_sentiment.py: one tiny fine-tune (32 texts per split, 1 epoch,
+32 tokens) run as a learner would run it, then checks of what it printed and saved."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.bert import predict_sentiment
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "finetune_sentiment.py"
+TINY = ["--limit", "32", "--epochs", "1", "--max-length", "32", "--batch-size", "16"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "COURSE_QUIET": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finetune") / "model"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(out), *TINY],
+                          capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("finetune_sentiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stdout_is_one_json_line_with_the_final_metrics(tiny_run):
+    _, done = tiny_run
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["path"] == "offline" and result["epochs"] == 1
+    assert result["train_samples"] == 32 and result["test_samples"] == 32
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert result["train_samples_per_second"] > 0 and result["wall_seconds"] > 0
+
+
+def test_output_folder_is_a_model_folder_with_the_label_names(tiny_run):
+    out, _ = tiny_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert config["label2id"] == {"negative": 0, "positive": 1}
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+
+
+def test_training_is_logged_for_tensorboard(tiny_run):
+    out, _ = tiny_run
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_saved_model_serves_predict_sentiment(tiny_run):
+    out, _ = tiny_run
+    labels, probs = predict_sentiment(["A delight.", "A mess."], out)
+    assert set(labels) <= {"negative", "positive"} and probs.shape == (2, 2)
+
+
+@pytest.mark.parametrize("bad", [["--limit", "0"], ["--epochs", "0"], ["--max-length", "4"],
+                                 ["--lr", "-1"]])
+def test_bad_arguments_are_refused_with_a_message(bad, capsys):
+    script = _load_script()
+    with pytest.raises(SystemExit) as exit_info:
+        script.parse_args(["--output-dir", "unused", *bad])
+    assert exit_info.value.code == 2
+    assert bad[0] in capsys.readouterr().err
+
+
+def test_output_dir_is_required(capsys):
+    script = _load_script()
+    with pytest.raises(SystemExit):
+        script.parse_args([])
+    assert "--output-dir" in capsys.readouterr().err
