@@ -132,7 +132,9 @@ class FinetuneSetup:
     ``path`` is ``"offline"`` or ``"full"``; ``model_name`` a local folder or a Hub name;
     ``dataset`` ``"course"`` (the review corpus) or ``"sst2"``; ``amp`` what ``fit(amp=...)``
     gets (``False``, ``"fp16"`` or ``"bf16"``); ``reason`` says in words why this path was
-    chosen. The rest are the recommended hyperparameters of the path."""
+    chosen. The rest are the recommended hyperparameters of the path: ``head_lr_scale`` goes to
+    :func:`make_optimizer`, ``label_smoothing`` to the loss
+    (``nn.CrossEntropyLoss(label_smoothing=...)``)."""
 
     path: str
     model_name: str
@@ -144,6 +146,8 @@ class FinetuneSetup:
     max_length: int
     lr: float
     reason: str
+    head_lr_scale: float = 1.0
+    label_smoothing: float = 0.0
 
     @property
     def model_title(self) -> str:
@@ -194,7 +198,8 @@ def choose_setup(mode: str = "auto", device: torch.device | str | None = None,
         reason = f"full path requested, but {reason}: falling back to the offline path"
     return FinetuneSetup(
         path="offline", model_name=str(offline_model_path()), dataset="course", device=device,
-        amp=_amp_for(device), epochs=3, batch_size=32, max_length=96, lr=1e-4, reason=reason,
+        amp=_amp_for(device), epochs=5, batch_size=32, max_length=96, lr=1e-4, reason=reason,
+        head_lr_scale=10.0, label_smoothing=0.1,
     )
 
 
@@ -406,25 +411,42 @@ def freeze_encoder(model: nn.Module) -> int:
     return count_parameters(model)["trainable"]
 
 
+def _is_head(name: str, model: nn.Module) -> bool:
+    """The task-specific top of a ``...ForSequenceClassification`` model: everything outside
+    the encoder (the classifier) and the pooler, which feeds only the classifier."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return not (prefix and name.startswith(prefix + ".")) or ".pooler." in name
+
+
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.01,
-                   fused: bool | None = None) -> torch.optim.AdamW:
+                   fused: bool | None = None, head_lr_scale: float = 1.0) -> torch.optim.AdamW:
     """AdamW over the trainable parameters, with weight decay on the weight matrices only:
     biases and LayerNorm weights are left undecayed, the recipe BERT was fine-tuned with
     (decaying a LayerNorm scale towards 0 only hurts).
+
+    ``head_lr_scale`` multiplies the learning rate of the classification head and the pooler
+    (the parts that start random or were never trained for a sentence task) while the
+    pretrained encoder keeps ``lr``: the new parts learn fast, the pretrained ones change
+    gently (discriminative learning rates, as in ULMFiT).
 
     ``fused`` (default: wherever torch supports it, CPU and CUDA) updates all parameters in
     one fused kernel; on a CPU that makes the optimiser step about ten times faster than the
     default implementation, which matters for a 22.7M-parameter model (the Hugging Face
     Trainer's default optimiser is fused too)."""
-    decay, no_decay = [], []
+    if not head_lr_scale > 0:
+        raise ValueError(f"head_lr_scale must be > 0, got {head_lr_scale!r}.")
+    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
-    if not decay and not no_decay:
+        no_decay = p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
+        head = head_lr_scale != 1.0 and _is_head(name, model)
+        buckets.setdefault((head, no_decay), []).append(p)
+    if not buckets:
         raise ValueError("The model has no trainable parameters (everything is frozen).")
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    groups = [{"params": params, "weight_decay": 0.0 if no_decay else weight_decay,
+               "lr": lr * head_lr_scale if head else lr}
+              for (head, no_decay), params in sorted(buckets.items())]
     if fused is None:
         try:
             return torch.optim.AdamW(groups, lr=lr, fused=True)

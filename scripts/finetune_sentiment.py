@@ -68,11 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto: full path when a CUDA GPU and the Hub are reachable (default)")
     parser.add_argument("--model", default=None,
                         help="model folder or Hub name (default: the chosen path's model)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the path's (offline 3)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the path's (offline 4, full 2)")
     parser.add_argument("--batch-size", type=int, default=None, help="per process (default 32)")
     parser.add_argument("--max-length", type=int, default=None,
                         help="tokens per text, [CLS] and [SEP] included (offline default 96)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (offline 1e-4)")
+    parser.add_argument("--head-lr-scale", type=float, default=None,
+                        help="learning-rate multiplier of the head and pooler (offline 10)")
+    parser.add_argument("--label-smoothing", type=float, default=None,
+                        help="label smoothing of the cross-entropy loss (offline 0.1)")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=42)
@@ -91,6 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--max-length must be >= 8 tokens, got {args.max_length}")
     if args.lr is not None and args.lr <= 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    if args.head_lr_scale is not None and args.head_lr_scale <= 0:
+        parser.error(f"--head-lr-scale must be > 0, got {args.head_lr_scale}")
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if not 0 <= args.warmup_ratio < 1:
         parser.error(f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}")
     return args
@@ -113,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batch_size = args.batch_size or setup.batch_size
     max_length = args.max_length or setup.max_length
     lr = args.lr or setup.lr
+    head_lr_scale = args.head_lr_scale if args.head_lr_scale is not None else setup.head_lr_scale
+    smoothing = args.label_smoothing if args.label_smoothing is not None else setup.label_smoothing
 
     model, tokenizer, _ = load_model_and_tokenizer(model_name)
     frames = load_splits(setup.dataset, limit=args.limit)
@@ -122,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model.to(device)
     train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                           else None) if world_size > 1 else model
-    optimizer = make_optimizer(model, lr=lr, weight_decay=args.weight_decay)
+    optimizer = make_optimizer(model, lr=lr, weight_decay=args.weight_decay,
+                               head_lr_scale=head_lr_scale)
     scheduler = make_scheduler(optimizer, epochs * len(loaders["train"]), args.warmup_ratio)
     writer = None
     if is_main_process():  # runs/<experiment>/<run> layout of helpers.tb, under the log folder
@@ -133,7 +144,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fit_start = time.perf_counter()
     history = fit(train_model, loaders["train"], validation, epochs=epochs, optimizer=optimizer,
                   scheduler=scheduler, amp=setup.amp, device=device, writer=writer,
-                  metrics=("accuracy", "f1"))
+                  metrics=("accuracy", "f1"),
+                  loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=smoothing))
     train_seconds = time.perf_counter() - fit_start - validation.seconds
     test = evaluate(model, loaders["test"], device=device, metrics=("accuracy", "f1"),
                     amp=setup.amp, name="test_loader")

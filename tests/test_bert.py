@@ -209,6 +209,19 @@ def test_optimizer_does_not_decay_biases_and_layernorm(fresh_model):
         assert (id(p) in decayed) == (p.ndim == 2 and "LayerNorm" not in name), name
 
 
+def test_optimizer_gives_the_head_and_pooler_a_scaled_learning_rate(fresh_model):
+    optimizer = make_optimizer(fresh_model, lr=1e-4, head_lr_scale=10)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    for name, p in fresh_model.named_parameters():
+        fast = name.startswith("classifier.") or ".pooler." in name
+        assert lr_of[id(p)] == pytest.approx(1e-3 if fast else 1e-4), name
+
+
+def test_optimizer_rejects_a_non_positive_head_scale(fresh_model):
+    with pytest.raises(ValueError, match="head_lr_scale"):
+        make_optimizer(fresh_model, lr=1e-4, head_lr_scale=0)
+
+
 def test_optimizer_uses_the_fused_adamw_kernel_where_available(fresh_model):
     assert make_optimizer(fresh_model, lr=1e-4).defaults["fused"] is True
     assert not make_optimizer(fresh_model, lr=1e-4, fused=False).defaults["fused"]
