@@ -321,11 +321,15 @@ def show_images(
     std: Sequence[float] | None = None,
     max_images: int = 64,
     cmap: str = "gray",
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Figure:
     """A grid of images with the true label (and the prediction, red when wrong) under each.
     ``images`` is a tensor ``(N, C, H, W)`` or ``(N, H, W)``, a NumPy array, or a list of PIL
     images or ``(C, H, W)`` tensors. ``labels``/``preds`` are class indices (named through
     ``class_names``) or strings. Pass the ``mean``/``std`` of a ``Normalize`` transform to undo it.
+Single-channel images are stretched to their own range unless ``vmin``/``vmax`` fix the range
+of ``cmap`` for every panel (do that to compare panels, e.g. feature maps scaled to 0..1).
 
     Example::
 
@@ -350,7 +354,10 @@ def show_images(
             img = img * np.asarray(std, dtype=float) + np.asarray(mean, dtype=float)
         if img.dtype.kind == "f":
             img = np.clip(img, 0.0, 1.0)
-        ax.imshow(img, cmap=cmap if img.ndim == 2 else None)
+        if img.ndim == 2:
+            ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
+        else:
+            ax.imshow(img)
         ax.set_xticks([])
         ax.set_yticks([])
         parts, color = [], "black"

@@ -171,6 +171,15 @@ def test_show_images_accepts_grayscale_batches_and_pil_images():
     assert fig.axes[0].get_images()[0].get_array().shape == (4, 6, 3)
 
 
+def test_show_images_stretches_each_panel_unless_vmin_vmax_fix_the_range():
+    faint_and_bright = torch.stack([torch.full((4, 4), 0.1), torch.full((4, 4), 0.9)])
+    faint_and_bright[:, 0, 0] = 0.0
+    stretched = plot.show_images(faint_and_bright)
+    assert [ax.get_images()[0].get_clim()[1] for ax in stretched.axes] == pytest.approx([0.1, 0.9])
+    fixed = plot.show_images(faint_and_bright, vmin=0, vmax=1)
+    assert [ax.get_images()[0].get_clim() for ax in fixed.axes] == [(0, 1), (0, 1)]
+
+
 def test_show_images_undoes_normalisation():
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.1, 0.25]
     raw = torch.rand(1, 3, 4, 4)
