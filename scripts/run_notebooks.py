@@ -22,8 +22,10 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
-#: The same quiet, offline settings as ``make test``: no progress bars, no Hub downloads.
-QUIET_ENV = {"COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+#: The same quiet, offline settings as ``make test``: no progress bars, no Hub downloads, and the
+#: CPU (the saved outputs that nbval compares with come from a CPU run).
+QUIET_ENV = {"COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+             "COURSE_DEVICE": "cpu"}
 
 
 def select(patterns: list[str]) -> list[Path]:
