@@ -192,7 +192,9 @@ def choose_setup(mode: str = "auto", device: torch.device | str | None = None,
         return FinetuneSetup(
             path="full", model_name=HUB_MODEL_NAME, dataset="sst2", device=device,
             amp=_amp_for(device), epochs=2, batch_size=32, max_length=64, lr=2e-5,
-            reason=f"{'a CUDA GPU and ' if device.type == 'cuda' else ''}the Hub are reachable",
+            reason=("a CUDA GPU and the Hub are reachable" if device.type == "cuda" else
+                    f"full path requested on {device.type} (no CUDA GPU: expect hours, not "
+                    f"minutes) and the Hub is reachable"),
         )
     if mode == "full":
         reason = f"full path requested, but {reason}: falling back to the offline path"
