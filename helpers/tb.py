@@ -43,6 +43,7 @@ __all__ = [
     "log_scalars",
     "log_histograms",
     "log_confusion_matrix",
+    "log_embedding",
     "log_hparams",
     "HistogramCallback",
     "read_scalars",
@@ -192,6 +193,63 @@ def log_confusion_matrix(writer: SummaryWriter, y_true: Any, y_pred: Any, labels
 
     fig = plot_confusion_matrix(y_true, y_pred, labels=labels, normalize=normalize)
     writer.add_figure(tag, fig, step, close=True)
+
+
+def log_embedding(writer: SummaryWriter, features: Any, labels: Any, step: int, tag: str, *,
+                  images: Any = None, label_names: Sequence[str] | None = None) -> Path:
+    """Log one vector per example for TensorBoard's Projector tab, labelled by class and, with
+    ``images`` (``(N, C, H, H)``, values in [0, 1], C = 1 or 3), drawn as thumbnails. Returns the
+    folder holding the vectors, the labels and the sprite (the thumbnails in one square image).
+
+    It wraps ``writer.add_embedding`` with checks that say what is wrong, and it writes the
+    sprite itself: tensorboardX leaves the unused bottom rows of the sprite uninitialised
+    (`pytorch/pytorch#34954 <https://github.com/pytorch/pytorch/issues/34954>`_), which puts
+    random pixels in the file and, now and then, a RuntimeWarning on stderr. Here they are black.
+
+    Example::
+
+        log_embedding(writer, features, y_true, step=epoch, tag="test_features",
+                      images=test_images, label_names=digits.classes)
+    """
+    from PIL import Image
+
+    vectors = np.asarray(features.detach().cpu() if isinstance(features, Tensor) else features,
+                         dtype=float)
+    ids = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).ravel()
+    if vectors.ndim != 2 or len(vectors) == 0:
+        raise ValueError(f"features must be (N, D), one vector per example, got shape {vectors.shape}.")
+    if len(ids) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors but {len(ids)} labels; give one label per vector.")
+    if not isinstance(tag, str) or not tag or not all(c.isalnum() or c in "_-." for c in tag):
+        raise ValueError(f"tag {tag!r} must be a non-empty name of letters, digits, '_', '-' or '.', "
+                         f"e.g. 'test_features'; it becomes a folder name.")
+    folder = Path(writer.logdir) / f"{step:05d}" / tag
+    if folder.exists():
+        raise FileExistsError(f"{folder} already holds an embedding: give each logged embedding "
+                              f"its own step or tag (or create the writer with overwrite=True).")
+    metadata = [label_names[int(i)] for i in ids] if label_names is not None else ids.tolist()
+    thumbnails = None
+    if images is not None:
+        thumbnails = np.asarray(images.detach().cpu() if isinstance(images, Tensor) else images,
+                                dtype=float)
+        if (thumbnails.ndim != 4 or len(thumbnails) != len(vectors) or thumbnails.shape[1] not in (1, 3)
+                or thumbnails.shape[2] != thumbnails.shape[3]):
+            raise ValueError(f"images must be (N, C, H, H) with N = {len(vectors)} and C = 1 or 3 "
+                             f"(square thumbnails, one per vector), got shape {thumbnails.shape}.")
+        if not np.isfinite(thumbnails).all() or thumbnails.min() < 0 or thumbnails.max() > 1:
+            raise ValueError(f"images must hold values in [0, 1], got {thumbnails.min():.3g} to "
+                             f"{thumbnails.max():.3g}: rescale them, e.g. (x - x.min()) / (x.max() - x.min()).")
+    with np.errstate(over="ignore", invalid="ignore"):  # its sprite is rewritten below
+        writer.add_embedding(vectors, metadata=metadata, label_img=thumbnails, global_step=step, tag=tag)
+    if thumbnails is not None:
+        n, channels, side, _ = thumbnails.shape
+        per_row = math.ceil(math.sqrt(n))  # the layout tensorboardX records in the config
+        sprite = np.zeros((per_row * side, per_row * side, 3))
+        for i, image in enumerate(thumbnails):
+            row, col = divmod(i, per_row)
+            sprite[row * side:(row + 1) * side, col * side:(col + 1) * side] = image.transpose(1, 2, 0)
+        Image.fromarray(np.uint8(np.round(sprite * 255))).save(folder / "sprite.png")
+    return folder
 
 
 def log_hparams(writer: SummaryWriter, hparams: Mapping[str, Any], metrics: Mapping[str, Any],

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no window, no display needed
 
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
@@ -277,6 +279,68 @@ def test_log_confusion_matrix_logs_an_image_and_closes_the_figure(tmp_path):
     assert [i.step for i in images] == [4]
     assert images[0].width > 100 and images[0].encoded_image_string.startswith(b"\x89PNG")
     assert plt.get_fignums() == []
+
+
+def five_thumbnails():
+    # five 4x4 grey images, each a different shade, so the sprite shows which went where
+    return torch.stack([torch.full((1, 4, 4), (i + 1) / 8) for i in range(5)])
+
+
+def test_log_embedding_writes_vectors_labels_and_a_square_sprite_for_the_projector(tmp_path):
+    with tb.create_writer("e", "r", root=tmp_path) as writer:
+        folder = tb.log_embedding(writer, torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 2]), step=7,
+                                  tag="features", images=five_thumbnails(), label_names=["a", "b", "c"])
+    assert folder == Path(writer.logdir) / "00007" / "features"
+    assert (folder / "metadata.tsv").read_text().split() == ["a", "b", "b", "a", "c"]
+    assert len((folder / "tensors.tsv").read_text().splitlines()) == 5
+    assert "00007/features/sprite.png" in (Path(writer.logdir) / "projector_config.pbtxt").read_text()
+    sprite = np.asarray(Image.open(folder / "sprite.png"))
+    # 5 thumbnails: 3 per row (ceil of sqrt 5), a 12x12 square, filled row by row
+    assert sprite.shape == (12, 12, 3)
+    for i in range(5):
+        row, col = divmod(i, 3)
+        assert (sprite[4 * row:4 * row + 4, 4 * col:4 * col + 4] == round(255 * (i + 1) / 8)).all()
+    assert (sprite[4:8, 8:] == 0).all() and (sprite[8:] == 0).all(), "unused places are black"
+
+
+def test_log_embedding_replaces_the_sprite_tensorboardx_pads_with_uninitialised_memory(tmp_path, monkeypatch):
+    import tensorboardX.writer
+
+    def make_sprite_as_tensorboardx_sometimes_does(label_img, save_path):
+        # tensorboardX fills the square with np.ndarray(...), i.e. whatever memory held
+        noise = np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(Path(save_path) / "sprite.png")
+        _ = np.float64(1e308) * 10  # the "overflow encountered in multiply" it then prints
+
+    monkeypatch.setattr(tensorboardX.writer, "make_sprite", make_sprite_as_tensorboardx_sometimes_does)
+    with tb.create_writer("e", "r", root=tmp_path) as writer, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folder = tb.log_embedding(writer, torch.randn(5, 3), [0, 1, 1, 0, 2], step=0, tag="f",
+                                  images=five_thumbnails())
+    assert (np.asarray(Image.open(folder / "sprite.png"))[8:] == 0).all()
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"labels": [0, 1]}, "5 vectors but 2 labels"),
+    ({"features": torch.randn(5)}, "must be \\(N, D\\)"),
+    ({"images": torch.rand(5, 1, 4, 3)}, "square thumbnails"),
+    ({"images": torch.rand(4, 1, 4, 4)}, "N = 5"),
+    ({"images": 255 * torch.rand(5, 3, 4, 4)}, "values in \\[0, 1\\]"),
+    ({"tag": "test/features"}, "becomes a folder name"),
+])
+def test_log_embedding_says_what_is_wrong_with_its_input(tmp_path, kwargs, error):
+    args = {"features": torch.randn(5, 3), "labels": [0, 1, 1, 0, 2], "step": 0, "tag": "f"} | kwargs
+    with tb.create_writer("e", "r", root=tmp_path) as writer:
+        with pytest.raises(ValueError, match=error):
+            tb.log_embedding(writer, **args)
+
+
+def test_log_embedding_refuses_to_log_twice_under_one_step_and_tag(tmp_path):
+    with tb.create_writer("e", "r", root=tmp_path) as writer:
+        tb.log_embedding(writer, torch.randn(5, 3), [0, 1, 1, 0, 2], step=1, tag="f")
+        with pytest.raises(FileExistsError, match="its own step or tag"):
+            tb.log_embedding(writer, torch.randn(5, 3), [0, 1, 1, 0, 2], step=1, tag="f")
+        tb.log_embedding(writer, torch.randn(5, 3), [0, 1, 1, 0, 2], step=2, tag="f")
 
 
 def test_log_hparams_writes_a_session_for_the_hparams_tab_and_metric_scalars(tmp_path):
