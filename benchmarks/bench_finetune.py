@@ -2,6 +2,7 @@
 
     python benchmarks/bench_finetune.py            # the full run: notebook 06's 5 epochs on the whole corpus
     python benchmarks/bench_finetune.py --quick    # a short check: 1 epoch on 256 training texts
+    python benchmarks/bench_finetune.py --seeds 42 1 2   # the helpers recipe with three seeds
 
 The same model (the offline all-MiniLM-L6-v2 encoder, or ``--model``), batch size, maximum
 length, epochs, learning rate, warm-up and weight decay are fine-tuned three ways, each in a
@@ -21,6 +22,11 @@ evaluation), the share of padding tokens, and the peak memory (the process's pea
 size on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU). Then it checks the course's
 targets: the helpers recipe at least 1.2x the Trainer's training samples/second and, for the
 full run on the CPU, at least 88% test accuracy in under 10 minutes.
+
+On 385 test reviews one review is 0.26 points of accuracy, and the seed alone (initial head,
+dropout masks, batch order) moves the result by about a point, so one run cannot tell 87.5%
+from 88.5%. ``--seeds`` fine-tunes the helpers recipe once per seed; the accuracy target is then
+checked on the mean over the seeds, and the table shows every run.
 """
 
 from __future__ import annotations
@@ -131,7 +137,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
             accuracy = float(np.mean(output.predictions.argmax(-1) == output.label_ids))
     peak, kind = _peak_memory_mb(device)
     return {
-        "variant": args.variant, "device": device.type, "threads": torch.get_num_threads(),
+        "variant": args.variant, "seed": args.seed, "device": device.type, "threads": torch.get_num_threads(),
         "train_samples": n_train, "epochs": args.epochs, "test_accuracy": accuracy,
         "train_samples_per_second": n_train * args.epochs / train_seconds,
         "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - _START,
@@ -142,29 +148,34 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]], quick: bool) -> bool:
     """The results table and the verdict on the targets; True when every target is met."""
     trainer = next(r for r in rows if r["variant"] == "trainer")
-    head = (f"{'recipe':<46} {'test acc':>8} {'train samples/s':>15} {'speed-up':>8} "
+    head = (f"{'recipe':<46} {'seed':>4} {'test acc':>8} {'train samples/s':>15} {'speed-up':>8} "
             f"{'train s':>8} {'wall s':>7} {'padding':>8} {'peak MB':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
         speedup = r["train_samples_per_second"] / trainer["train_samples_per_second"]
-        print(f"{VARIANTS[r['variant']]:<46} {r['test_accuracy']:>8.3f} "
+        print(f"{VARIANTS[r['variant']]:<46} {r['seed']:>4} {r['test_accuracy']:>8.3f} "
               f"{r['train_samples_per_second']:>15.1f} {speedup:>7.2f}x {r['train_seconds']:>8.1f} "
               f"{r['wall_seconds']:>7.1f} {100 * r['padding']:>7.1f}% {r['peak_memory_mb']:>8.0f}")
     first = rows[0]
     print(f"\n{first['train_samples']} training texts x {first['epochs']} epoch(s) on "
           f"{first['device']} ({first['threads']} threads); memory = {first['memory_kind']}.")
-    helpers = next(r for r in rows if r["variant"] == "helpers")
-    speedup = helpers["train_samples_per_second"] / trainer["train_samples_per_second"]
+    helpers = [r for r in rows if r["variant"] == "helpers"]
+    speed = min(r["train_samples_per_second"] for r in helpers)
+    speedup = speed / trainer["train_samples_per_second"]
     checks = [(f"helpers >= {TARGET_SPEEDUP}x the Trainer's samples/s", speedup >= TARGET_SPEEDUP,
-               f"{speedup:.2f}x")]
+               f"{speedup:.2f}x" + (" (slowest helpers run)" if len(helpers) > 1 else ""))]
     if not quick:
-        checks.append((f"test accuracy >= {TARGET_ACCURACY}", helpers["test_accuracy"] >= TARGET_ACCURACY,
-                       f"{helpers['test_accuracy']:.3f}"))
-        if helpers["device"] == "cpu":
+        accuracies = [r["test_accuracy"] for r in helpers]
+        mean = sum(accuracies) / len(accuracies)
+        spread = (f" (mean of {len(accuracies)} seeds, {min(accuracies):.3f} to {max(accuracies):.3f})"
+                  if len(accuracies) > 1 else "")
+        checks.append((f"test accuracy >= {TARGET_ACCURACY}", mean >= TARGET_ACCURACY,
+                       f"{mean:.3f}{spread}"))
+        if helpers[0]["device"] == "cpu":
+            wall = max(r["wall_seconds"] for r in helpers)
             checks.append((f"whole fine-tune < {TARGET_WALL_SECONDS // 60} minutes",
-                           helpers["wall_seconds"] < TARGET_WALL_SECONDS,
-                           f"{helpers['wall_seconds']:.0f} s"))
+                           wall < TARGET_WALL_SECONDS, f"{wall:.0f} s"))
     for name, ok, value in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}")
     return all(ok for _, ok, _ in checks)
@@ -180,12 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="the seed of every run (or the first of --seeds)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="fine-tune the helpers recipe once per seed (the others use the first)")
     parser.add_argument("--model", default=None, help="model folder (default: the offline encoder)")
     parser.add_argument("--variant", choices=tuple(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="also save the rows as JSON here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    if args.seeds:
+        if len(set(args.seeds)) != len(args.seeds):
+            parser.error(f"--seeds repeats a seed: {args.seeds}; give each seed once.")
+        args.seed = args.seeds[0]
+    seeds = args.seeds or [args.seed]
     if args.epochs is None:
         from helpers.bert import choose_setup
 
@@ -198,14 +216,16 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     passthrough = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-                   "--max-length", str(args.max_length), "--lr", str(args.lr), "--seed", str(args.seed)]
+                   "--max-length", str(args.max_length), "--lr", str(args.lr)]
     passthrough += ["--limit", str(args.limit)] if args.limit else []
     passthrough += ["--model", args.model] if args.model else []
     rows = []
-    for variant in VARIANTS:
-        print(f"running {variant} ...", file=sys.stderr, flush=True)
-        done = subprocess.run([sys.executable, __file__, "--variant", variant, *passthrough],
-                              env=env, capture_output=True, text=True)
+    runs = [(variant, seed) for variant in VARIANTS
+            for seed in (seeds if variant == "helpers" else seeds[:1])]
+    for variant, seed in runs:
+        print(f"running {variant} (seed {seed}) ...", file=sys.stderr, flush=True)
+        done = subprocess.run([sys.executable, __file__, "--variant", variant, "--seed", str(seed),
+                               *passthrough], env=env, capture_output=True, text=True)
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             raise SystemExit(f"The {variant} run failed (exit code {done.returncode}); its error is above.")
