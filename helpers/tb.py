@@ -211,11 +211,14 @@ def log_embedding(writer: SummaryWriter, features: Any, labels: Any, step: int, 
         log_embedding(writer, features, y_true, step=epoch, tag="test_features",
                       images=test_images, label_names=digits.classes)
     """
+    import torch
     from PIL import Image
+    from torchvision.utils import make_grid
 
-    vectors = np.asarray(features.detach().cpu() if isinstance(features, Tensor) else features,
-                         dtype=float)
-    ids = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).ravel()
+    from helpers.plot import _to_numpy
+
+    vectors = _to_numpy(features, "features").astype(float)
+    ids = _to_numpy(labels, "labels").ravel()
     if vectors.ndim != 2 or len(vectors) == 0:
         raise ValueError(f"features must be (N, D), one vector per example, got shape {vectors.shape}.")
     if len(ids) != len(vectors):
@@ -230,8 +233,7 @@ def log_embedding(writer: SummaryWriter, features: Any, labels: Any, step: int, 
     metadata = [label_names[int(i)] for i in ids] if label_names is not None else ids.tolist()
     thumbnails = None
     if images is not None:
-        thumbnails = np.asarray(images.detach().cpu() if isinstance(images, Tensor) else images,
-                                dtype=float)
+        thumbnails = _to_numpy(images, "images").astype(float)
         if (thumbnails.ndim != 4 or len(thumbnails) != len(vectors) or thumbnails.shape[1] not in (1, 3)
                 or thumbnails.shape[2] != thumbnails.shape[3]):
             raise ValueError(f"images must be (N, C, H, H) with N = {len(vectors)} and C = 1 or 3 "
@@ -242,13 +244,13 @@ def log_embedding(writer: SummaryWriter, features: Any, labels: Any, step: int, 
     with np.errstate(over="ignore", invalid="ignore"):  # its sprite is rewritten below
         writer.add_embedding(vectors, metadata=metadata, label_img=thumbnails, global_step=step, tag=tag)
     if thumbnails is not None:
-        n, channels, side, _ = thumbnails.shape
-        per_row = math.ceil(math.sqrt(n))  # the layout tensorboardX records in the config
-        sprite = np.zeros((per_row * side, per_row * side, 3))
-        for i, image in enumerate(thumbnails):
-            row, col = divmod(i, per_row)
-            sprite[row * side:(row + 1) * side, col * side:(col + 1) * side] = image.transpose(1, 2, 0)
-        Image.fromarray(np.uint8(np.round(sprite * 255))).save(folder / "sprite.png")
+        # the layout tensorboardX records in the config: a square of ceil(sqrt(N)) thumbnails a
+        # side, filled row by row; make_grid pads the last row with black, we pad the square
+        per_row = math.ceil(math.sqrt(len(thumbnails)))
+        grid = make_grid(torch.from_numpy(thumbnails), nrow=per_row, padding=0).numpy()
+        sprite = np.zeros((3, grid.shape[2], grid.shape[2]))
+        sprite[:, :grid.shape[1]] = grid
+        Image.fromarray(np.uint8(np.round(sprite.transpose(1, 2, 0) * 255))).save(folder / "sprite.png")
     return folder
 
 
