@@ -6,8 +6,11 @@ The reviews were written for this course and live, by genre, in ``data/sentiment
     python scripts/build_sentiment_splits.py          # writes data/sentiment/{train,validation,test}.csv
 
 It normalises whitespace, drops exact and near duplicates (so that no review has a twin in
-another split), and makes a stratified 70/15/15 split with a fixed seed. Running it twice gives
-byte-identical files; ``tests/test_corpus.py`` checks the committed splits are up to date.
+another split), and makes a stratified 70/15/15 split with a fixed seed. Reviews written after
+the validation and test splits were fixed live in ``raw/train_only/*.tsv``: they join the
+training split only (minus any that repeat, or nearly repeat, a review already in the corpus),
+so that adding data never changes the reviews the course measures on. Running the script twice
+gives byte-identical files; ``tests/test_corpus.py`` checks the committed splits are up to date.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ SEED = 2024
 FRACTIONS = {"train": 0.70, "validation": 0.15, "test": 0.15}
 #: Two reviews whose character n-gram TF-IDF vectors are at least this similar count as twins.
 NEAR_DUPLICATE_COSINE = 0.6
+#: The sub-folder of ``raw/`` whose reviews go to the training split only.
+TRAIN_ONLY = "train_only"
 
 
 def read_raw(folder: Path) -> pd.DataFrame:
@@ -63,6 +68,17 @@ def deduplicate(data: pd.DataFrame) -> pd.DataFrame:
     return data.drop(index=sorted(drop)).reset_index(drop=True)
 
 
+def new_reviews(extra: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``extra`` that are neither exact (ignoring case) nor near duplicates of a
+    review in ``corpus`` or of an earlier row of ``extra``."""
+    extra = deduplicate(extra)
+    seen = set(corpus["text"].str.lower())
+    extra = extra.loc[~extra["text"].str.lower().isin(seen)].reset_index(drop=True)
+    pairs = near_duplicate_pairs(corpus["text"].tolist() + extra["text"].tolist())
+    twins = {j - len(corpus) for i, j in pairs if i < len(corpus) <= j}
+    return extra.drop(index=sorted(twins)).reset_index(drop=True)
+
+
 def split(data: pd.DataFrame, seed: int = SEED) -> dict[str, pd.DataFrame]:
     """Stratified (by label) 70/15/15 split with a fixed seed."""
     train, rest = train_test_split(data, train_size=FRACTIONS["train"], stratify=data["label"], random_state=seed)
@@ -78,8 +94,15 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 
 def build(raw_folder: Path = CORPUS / "raw") -> dict[str, str]:
-    """The three split files' contents, built from the raw reviews."""
-    return {name: to_csv(frame) for name, frame in split(deduplicate(read_raw(raw_folder))).items()}
+    """The three split files' contents, built from the raw reviews: the 70/15/15 split of
+    ``raw_folder/*.tsv``, then the new reviews of ``raw_folder/train_only/*.tsv`` (if any)
+    appended to the training split."""
+    corpus = deduplicate(read_raw(raw_folder))
+    frames = split(corpus)
+    if sorted((raw_folder / TRAIN_ONLY).glob("*.tsv")):
+        extra = new_reviews(read_raw(raw_folder / TRAIN_ONLY), corpus)
+        frames["train"] = pd.concat([frames["train"].sort_index(), extra], ignore_index=True)
+    return {name: to_csv(frame) for name, frame in frames.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,9 +45,37 @@ def test_there_are_at_least_2400_reviews_and_1200_per_class(everything):
     assert everything["label"].value_counts().min() >= 1200
 
 
-def test_splits_are_about_70_15_15(splits, everything):
+@pytest.fixture(scope="module")
+def train_only() -> pd.DataFrame:
+    """The reviews of raw/train_only/, as the build script keeps them (new ones only)."""
+    raw = corpus.CORPUS / "raw"
+    return corpus.new_reviews(corpus.read_raw(raw / corpus.TRAIN_ONLY), corpus.deduplicate(corpus.read_raw(raw)))
+
+
+def test_the_genre_parts_are_split_about_70_15_15(splits, train_only, everything):
+    split_part = len(everything) - len(train_only)
     for name, share in corpus.FRACTIONS.items():
-        assert abs(len(splits[name]) / len(everything) - share) < 0.01, name
+        size = len(splits[name]) - (len(train_only) if name == "train" else 0)
+        assert abs(size / split_part - share) < 0.01, name
+
+
+def test_train_only_reviews_are_in_the_training_split_and_nowhere_else(splits, train_only):
+    assert len(train_only) >= 400
+    where = {name: set(frame["text"]) for name, frame in splits.items()}
+    assert set(train_only["text"]) <= where["train"]
+    assert not set(train_only["text"]) & (where["validation"] | where["test"])
+
+
+def test_new_reviews_drops_exact_and_near_repeats_of_the_corpus():
+    old = pd.DataFrame({"text": ["A warm, funny and generous film about two brothers.",
+                                 "Dull from start to finish."], "label": ["positive", "negative"]})
+    extra = pd.DataFrame({
+        "text": ["dull from start to finish.",                              # exact, other case
+                 "A warm, funny and generous film about three brothers.",   # near twin
+                 "The score alone is worth the ticket.",                    # new
+                 "The score alone is worth the ticket!"],                   # near twin of the new one
+        "label": ["negative", "positive", "positive", "positive"]})
+    assert corpus.new_reviews(extra, old)["text"].tolist() == ["The score alone is worth the ticket."]
 
 
 def test_every_split_is_balanced(splits):
