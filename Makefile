@@ -1,10 +1,17 @@
 # The course's two commands:  make lab  (open the notebooks)  and  make test  (check them).
-# Each one creates .venv and installs everything on first use; afterwards it starts at once.
+# Each one creates .venv and installs the locked versions (requirements.lock) on first use;
+# afterwards it starts at once.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
 READY  := $(VENV)/.installed
+
+# The tooling is pinned too: uv's 0.x minor releases may change behaviour.
+UV_REQUIREMENT := uv>=0.13,<0.14
+# The Python that requirements.lock is resolved for (the stored outputs were made with it).
+LOCK_PYTHON := 3.11
 
 # Quiet, offline, reproducible notebook runs: no progress bars, no Hub downloads.
 export COURSE_QUIET = 1
@@ -13,7 +20,7 @@ export TOKENIZERS_PARALLELISM = false
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 1800
 
-.PHONY: lab test test-helpers test-notebooks run install stamp bench clean
+.PHONY: lab test test-helpers test-notebooks run install lock stamp bench clean
 
 lab: $(READY)
 	$(VENV)/bin/jupyter lab notebooks/
@@ -36,14 +43,32 @@ bench: $(READY)
 stamp: $(READY)
 	$(PY) scripts/stamp_notebooks.py
 
-install: $(READY)
+# Always reinstalls from the lock, so that it also repairs a .venv whose packages were changed
+# by hand (uv leaves the packages that already have their locked version alone).
+install:
+	rm -f "$(READY)"
+	$(MAKE) --no-print-directory "$(READY)"
 
-$(READY): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0] + ": install it, then run make again (or make PYTHON=python3.12 ...)."'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt -e .
-	touch $(READY)
+# Maintainers: run after editing requirements.txt, then re-run the notebooks so that their
+# stored outputs come from the new versions (CONTRIBUTING.md).
+lock: | $(UV)
+	"$(UV)" pip compile --universal --generate-hashes --python-version $(LOCK_PYTHON) \
+		--custom-compile-command "make lock" requirements.txt -o requirements.lock
+
+CHECK_PYTHON := import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, \
+	found " + sys.version.split()[0] + ": install it, then run make again \
+	(or make PYTHON=python3.12 ...)."
+
+$(UV):
+	@"$(PYTHON)" -c '$(CHECK_PYTHON)'
+	test -x "$(PY)" || "$(PYTHON)" -m venv "$(VENV)"
+	"$(PY)" -m pip install --quiet --disable-pip-version-check "$(UV_REQUIREMENT)"
+
+# Two commands: a hashed install refuses the (unhashed) editable course in the same command.
+$(READY): requirements.lock pyproject.toml | $(UV)
+	"$(UV)" pip install --quiet --python "$(PY)" --require-hashes -r requirements.lock
+	"$(UV)" pip install --quiet --python "$(PY)" --no-deps -e .
+	touch "$(READY)"
 
 clean:
 	rm -rf build runs checkpoints notebooks/runs notebooks/checkpoints notebooks/outputs notebooks/artifacts .pytest_cache

@@ -1,5 +1,6 @@
-"""The repository itself: one source of truth for dependencies, and every notebook built to
-the course skeleton (stamped badge and setup cell, recap, exercises, saved outputs)."""
+"""The repository itself: one chain of dependency files (requirements.txt -> requirements.lock ->
+make and environment.yml), and every notebook built to the course skeleton (stamped badge and
+setup cell, recap, exercises, saved outputs)."""
 
 import re
 import sys
@@ -10,6 +11,7 @@ import nbformat
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import stamp_notebooks  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MAKEFILE = (ROOT / "Makefile").read_text()
 
 
 def pinned_requirements() -> dict[str, Requirement]:
@@ -25,11 +28,56 @@ def pinned_requirements() -> dict[str, Requirement]:
     return {r.name.lower(): r for r in reqs}
 
 
-def test_environment_yml_installs_exactly_requirements_txt():
+def locked_entries() -> list[tuple[Requirement, str]]:
+    """Each package line of requirements.lock as a Requirement, with the text of its entry
+    (the line and its --hash continuation lines)."""
+    text = (ROOT / "requirements.lock").read_text()
+    entries = re.split(r"\n(?=[^\s#])", text)
+    return [(Requirement(e.split("\n", 1)[0].removesuffix("\\").strip()), e)
+            for e in entries if not e.startswith("#")]
+
+
+def test_environment_yml_installs_exactly_the_lock_with_the_locks_python():
+    # conda must give the same environment as `make`: the lock's Python, then the lock itself
+    # (conda writes the pip requirements next to environment.yml, so the relative path works).
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    conda_pins = {Requirement(r).name.lower(): str(Requirement(r)) for r in pip_section}
-    assert conda_pins == {name: str(r) for name, r in pinned_requirements().items()}
+    assert pip_section == ["-r requirements.lock"]
+    lock_python = re.search(r"^LOCK_PYTHON := (\S+)$", MAKEFILE, flags=re.M).group(1)
+    assert "--python-version $(LOCK_PYTHON)" in MAKEFILE
+    assert f"python={lock_python}" in env["dependencies"]
+
+
+def test_every_requirement_is_locked_at_a_version_inside_its_range():
+    # requirements.txt is edited by hand, the lock by `make lock`: a stale lock shows up here.
+    locked: dict[str, list[str]] = {}
+    for req, _ in locked_entries():
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{req} is not pinned to one version"
+        locked.setdefault(canonicalize_name(req.name), []).append(spec.version)
+    for name, req in pinned_requirements().items():
+        versions = locked.get(canonicalize_name(name))
+        assert versions, f"{name} is in requirements.txt but not in requirements.lock: make lock"
+        for v in versions:
+            assert req.specifier.contains(v), f"{name}=={v} in the lock is outside {req}: make lock"
+
+
+def test_every_locked_package_has_a_hash_and_the_lock_says_how_to_refresh_it():
+    # `make` installs with --require-hashes: a package without a hash would stop the install.
+    for req, entry in locked_entries():
+        assert "--hash=sha256:" in entry, f"{req.name} has no hash in requirements.lock"
+    header = (ROOT / "requirements.lock").read_text().split("\n", 3)[:2]
+    assert header[1].strip("# ") == "make lock", "generate requirements.lock with `make lock`"
+
+
+def test_the_minimum_python_is_the_same_everywhere():
+    # tomllib and friends need 3.11: the package metadata, make's check and notebook 00 agree.
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11"
+    minimum = "({}, {})".format(*requires.removeprefix(">=").split("."))
+    assert f"sys.version_info >= {minimum}" in MAKEFILE
+    nb = nbformat.read(ROOT / "notebooks" / "00_environment_check.ipynb", as_version=4)
+    assert any(f"MIN_PYTHON = {minimum}" in c.source for c in nb.cells if c.cell_type == "code")
 
 
 def test_package_metadata_has_loose_lower_bounds_within_the_pinned_ranges():
