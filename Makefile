@@ -1,6 +1,7 @@
 # The course's two commands:  make lab  (open the notebooks)  and  make test  (check them).
 # Each one creates .venv and installs the locked versions (requirements.lock) on first use;
-# afterwards it starts at once.
+# afterwards it starts at once. Paths in recipes are quoted, so the course folder may have a
+# space in its name; VENV itself must not (make cannot name a target that has a space).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -23,25 +24,25 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --
 .PHONY: lab test test-helpers test-notebooks run install lock stamp bench clean
 
 lab: $(READY)
-	$(VENV)/bin/jupyter lab notebooks/
+	"$(VENV)/bin/jupyter" lab notebooks/
 
 test: test-helpers test-notebooks
 
 test-helpers: $(READY)
-	$(PY) -m pytest tests
+	"$(PY)" -m pytest tests
 
 # The saved outputs come from a CPU run: compare on the CPU even where a GPU is present.
 test-notebooks: $(READY)
-	COURSE_DEVICE=cpu $(PY) -m pytest $(NBVAL) -p no:cacheprovider notebooks
+	COURSE_DEVICE=cpu "$(PY)" -m pytest $(NBVAL) -p no:cacheprovider notebooks
 
 run: $(READY)
-	$(PY) scripts/run_notebooks.py
+	"$(PY)" scripts/run_notebooks.py
 
 bench: $(READY)
-	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do "$(PY)" "$$f" || exit 1; done
 
 stamp: $(READY)
-	$(PY) scripts/stamp_notebooks.py
+	"$(PY)" scripts/stamp_notebooks.py
 
 # Always reinstalls from the lock, so that it also repairs a .venv whose packages were changed
 # by hand (uv leaves the packages that already have their locked version alone).
