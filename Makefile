@@ -21,10 +21,13 @@ export TOKENIZERS_PARALLELISM = false
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 1800
 
+# Jupyter refuses to start as root (a Docker container, a cloud VM) unless it is told it may.
+ALLOW_ROOT = $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+
 .PHONY: lab test test-helpers test-notebooks run install lock stamp bench clean
 
 lab: $(READY)
-	"$(VENV)/bin/jupyter" lab notebooks/
+	"$(VENV)/bin/jupyter" lab $(ALLOW_ROOT) notebooks/
 
 test: test-helpers test-notebooks
 
