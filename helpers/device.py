@@ -1,4 +1,5 @@
-"""Choosing a device, seeding every random number generator, and describing the environment.
+"""Choosing a device, seeding every random number generator, describing the environment, and
+comparing the installed packages with the course's lock file.
 
 Typical start of a notebook::
 
@@ -13,9 +14,14 @@ import os
 import platform
 import random
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 #: Environment variable that overrides the automatic choice, e.g. ``COURSE_DEVICE=cpu``.
 DEVICE_ENV_VAR = "COURSE_DEVICE"
@@ -136,3 +142,56 @@ def environment_report() -> dict[str, str]:
         "cpu_threads": str(torch.get_num_threads()),
         "colab": str(is_colab()),
     }
+
+
+class LockedPackage(TypedDict):
+    """One row of :func:`compare_with_lock`."""
+
+    package: str
+    locked: str
+    installed: str | None
+    matches: bool
+
+
+def compare_with_lock(lock_path: str | Path) -> list[LockedPackage]:
+    """Compare the packages installed here with a lock file such as the course's
+    ``requirements.lock`` (written by ``make lock``: one ``name==version`` line per package,
+    followed by its ``--hash`` lines). Lines whose environment marker is false on this machine
+    (``; sys_platform == 'darwin'`` on Linux, say) are skipped. Returns one row per remaining
+    package, in the lock's order: its normalised ``package`` name, the ``locked`` version, the
+    ``installed`` version (``None`` when it is missing) and whether the two ``matches`` (the
+    same version string: ``2.14.1+cu126`` is a different build from ``2.14.1``).
+
+    Example::
+
+        >>> rows = compare_with_lock(helpers.REPO_ROOT / "requirements.lock")
+        >>> [row["package"] for row in rows if not row["matches"]]   # after `make install`
+        []
+    """
+    path = Path(lock_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No lock file at {path}: pass the path of the course's requirements.lock "
+            "(helpers.REPO_ROOT / 'requirements.lock'), or write it with `make lock`.")
+    rows: list[LockedPackage] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line[0] in " \t#-":  # hashes, comments, options: not packages
+            continue
+        try:
+            req = Requirement(line.removesuffix("\\").strip())
+        except InvalidRequirement as err:
+            raise ValueError(
+                f"{path}, line {number}: {err}. Regenerate it with `make lock`.") from err
+        pins = [spec.version for spec in req.specifier if spec.operator == "=="]
+        if len(pins) != 1:
+            raise ValueError(f"{path}, line {number}: {line!r} does not pin one exact version "
+                             "(name==version). Regenerate it with `make lock`.")
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            installed: str | None = version(req.name)
+        except PackageNotFoundError:
+            installed = None
+        rows.append({"package": canonicalize_name(req.name), "locked": pins[0],
+                     "installed": installed, "matches": installed == pins[0]})
+    return rows
