@@ -56,7 +56,7 @@ install:
 # Maintainers: run after editing requirements.txt, then re-run the notebooks so that their
 # stored outputs come from the new versions (CONTRIBUTING.md).
 lock: | $(UV)
-	"$(UV)" pip compile --universal --generate-hashes --python-version $(LOCK_PYTHON) \
+	"$(UV)" pip compile --quiet --universal --generate-hashes --python-version $(LOCK_PYTHON) \
 		--custom-compile-command "make lock" requirements.txt -o requirements.lock
 
 CHECK_PYTHON := import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, \
