@@ -54,10 +54,13 @@ install:
 	$(MAKE) --no-print-directory "$(READY)"
 
 # Maintainers: run after editing requirements.txt, then re-run the notebooks so that their
-# stored outputs come from the new versions (CONTRIBUTING.md).
+# stored outputs come from the new versions (CONTRIBUTING.md). One file for every platform
+# (--universal); --fork-strategy fewest keeps one version of each package across Python
+# versions, so that Python 3.12 and 3.13 get the same numpy as the 3.11 that saved the outputs.
 lock: | $(UV)
-	"$(UV)" pip compile --quiet --universal --generate-hashes --python-version $(LOCK_PYTHON) \
-		--custom-compile-command "make lock" requirements.txt -o requirements.lock
+	"$(UV)" pip compile --quiet --universal --fork-strategy fewest --generate-hashes \
+		--python-version $(LOCK_PYTHON) --custom-compile-command "make lock" \
+		requirements.txt -o requirements.lock
 
 CHECK_PYTHON := import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, \
 	found " + sys.version.split()[0] + ": install it, then run make again \
