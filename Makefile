@@ -21,10 +21,23 @@ export TOKENIZERS_PARALLELISM = false
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 1800
 
+# Numeric profiles for the notebook check (CONTRIBUTING.md, "Outputs that hold on every machine").
+# "native" is this machine as it is. The others run the same strict nbval with other CPU kernels
+# (ATen's vector width, oneDNN's and MKL's code paths) and another thread count, so that an output
+# that depends on float rounding fails here before it fails on a learner's laptop. CI runs
+# `make test NB_PROFILE=avx`; `make test-portable` runs both foreign profiles.
+PROFILE_native :=
+PROFILE_avx    := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX MKL_CBWR=AVX OMP_NUM_THREADS=3
+PROFILE_avx2   := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2 OMP_NUM_THREADS=1
+NB_PROFILE ?= native
+ifeq ($(filter $(NB_PROFILE),native avx avx2),)
+$(error NB_PROFILE=$(NB_PROFILE) is not a profile: use native, avx or avx2)
+endif
+
 # Jupyter refuses to start as root (a Docker container, a cloud VM) unless it is told it may.
 ALLOW_ROOT = $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: lab test test-helpers test-notebooks run install lock stamp bench clean
+.PHONY: lab test test-helpers test-notebooks test-portable run install lock stamp bench clean
 
 lab: $(READY)
 	"$(VENV)/bin/jupyter" lab $(ALLOW_ROOT) notebooks/
@@ -36,7 +49,12 @@ test-helpers: $(READY)
 
 # The saved outputs come from a CPU run: compare on the CPU even where a GPU is present.
 test-notebooks: $(READY)
-	COURSE_DEVICE=cpu "$(PY)" -m pytest $(NBVAL) -p no:cacheprovider notebooks
+	$(PROFILE_$(NB_PROFILE)) COURSE_DEVICE=cpu "$(PY)" -m pytest $(NBVAL) -p no:cacheprovider notebooks
+
+# The portable check: every notebook under both foreign profiles (x86-64 only).
+test-portable: $(READY)
+	$(MAKE) --no-print-directory test-notebooks NB_PROFILE=avx
+	$(MAKE) --no-print-directory test-notebooks NB_PROFILE=avx2
 
 run: $(READY)
 	"$(PY)" scripts/run_notebooks.py
