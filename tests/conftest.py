@@ -11,9 +11,17 @@ loaded once per session, by tests/test_bert.py::test_the_shipped_encoder_loads_o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The tests' models and tensors are tiny: splitting their operations over several threads costs
+# more than it saves (on a 2-core machine, one thread cut the CPU time of test_train, test_plot,
+# test_tb, test_bert and test_data from about 34 s to 19 s), and one thread gives the same numbers
+# everywhere, as notebook 05 says too. Set before torch, numpy and scikit-learn start their thread
+# pools; the scripts the tests start (finetune, torchrun) inherit it. An explicit value wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 #: BERT's own initializer_range is 0.02; at that scale a random encoder gives every text the same
 #: score to within 1e-4, and the tests that compare probabilities could not tell texts apart.
