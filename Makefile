@@ -100,8 +100,11 @@ $(UV):
 	"$(PY)" -m pip install --quiet --disable-pip-version-check "$(UV_REQUIREMENT)"
 
 # Two commands: a hashed install refuses the (unhashed) editable course in the same command.
+# --compile-bytecode writes the .pyc files once, as pip does (uv does not by default), so that
+# no test process or notebook kernel compiles torch and transformers from source again.
 $(READY): requirements.lock pyproject.toml | $(UV)
-	"$(UV)" pip install --quiet --python "$(PY)" --require-hashes -r requirements.lock
+	"$(UV)" pip install --quiet --compile-bytecode --python "$(PY)" --require-hashes \
+		-r requirements.lock
 	"$(UV)" pip install --quiet --python "$(PY)" --no-deps -e .
 	touch "$(READY)"
 

