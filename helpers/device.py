@@ -1,5 +1,5 @@
-"""Choosing a device, seeding every random number generator, describing the environment, and
-comparing the installed packages with the course's lock file.
+"""Choosing a device and a precision, seeding every random number generator, describing the
+environment, and comparing the installed packages with the course's lock file.
 
 Typical start of a notebook::
 
@@ -10,10 +10,12 @@ Typical start of a notebook::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
 import sys
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypedDict
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from torch import nn
 
 #: Environment variable that overrides the automatic choice, e.g. ``COURSE_DEVICE=cpu``.
 DEVICE_ENV_VAR = "COURSE_DEVICE"
@@ -69,6 +72,70 @@ def get_device(prefer: str | None = None) -> torch.device:
             f"Unset {DEVICE_ENV_VAR} or pass prefer=None to choose automatically."
         )
     return torch.device(wanted)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither.
+    The training loop moves every batch there.
+
+    Example::
+
+        >>> model_device(nn.Linear(2, 1))
+        device(type='cpu')
+    """
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run the ``with`` block with ``model`` in evaluation mode (dropout off, batch norm using
+    its running statistics) and without recording gradients, then put the model back in the
+    mode it had, even after an error. Every evaluation loop of the course uses it.
+
+    Example::
+
+        with eval_mode(model):
+            logits = model(x)
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def choose_amp(amp: bool | str, device: torch.device | str) -> tuple[torch.dtype | None, bool]:
+    """The course's one mixed-precision policy: the autocast dtype for ``amp`` on ``device``,
+    and whether a ``GradScaler`` is needed.
+
+    ``False`` is full float32. ``True`` means "whatever is right here": bfloat16 on a GPU that
+    supports it (no scaler needed: bf16 has float32's range); float16 with a ``GradScaler`` on
+    a GPU without bf16, such as Colab's T4 (fp16 gradients underflow without loss scaling);
+    float32 on a CPU and other devices, where bf16 is emulated on most processors, so it is
+    slower and its results differ between CPUs. ``"bf16"`` and ``"fp16"`` ask for a dtype
+    explicitly, on any device (fp16 always with a scaler).
+
+    Example::
+
+        >>> choose_amp(True, "cpu"), choose_amp("bf16", "cpu")
+        ((None, False), (torch.bfloat16, False))
+    """
+    device = torch.device(device)
+    if amp is False or amp is None:
+        return None, False
+    if amp is True:
+        if device.type != "cuda":
+            return None, False
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if amp in ("bf16", "bfloat16"):
+        return torch.bfloat16, False
+    if amp in ("fp16", "float16"):
+        return torch.float16, True
+    raise ValueError(f"amp must be False, True, 'bf16' or 'fp16', got {amp!r}.")
 
 
 def seed_everything(seed: int = 42, deterministic: bool = False) -> int:
@@ -172,7 +239,8 @@ def compare_with_lock(lock_path: str | Path) -> list[LockedPackage]:
     if not path.is_file():
         raise FileNotFoundError(
             f"No lock file at {path}: pass the path of the course's requirements.lock "
-            "(helpers.REPO_ROOT / 'requirements.lock'), or write it with `make lock`.")
+            "(helpers.REPO_ROOT / 'requirements.lock'), or write it with `make lock`."
+        )
     rows: list[LockedPackage] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line[0] in " \t#-":  # hashes, comments, options: not packages
@@ -181,17 +249,26 @@ def compare_with_lock(lock_path: str | Path) -> list[LockedPackage]:
             req = Requirement(line.removesuffix("\\").strip())
         except InvalidRequirement as err:
             raise ValueError(
-                f"{path}, line {number}: {err}. Regenerate it with `make lock`.") from err
+                f"{path}, line {number}: {err}. Regenerate it with `make lock`."
+            ) from err
         pins = [spec.version for spec in req.specifier if spec.operator == "=="]
         if len(pins) != 1:
-            raise ValueError(f"{path}, line {number}: {line!r} does not pin one exact version "
-                             "(name==version). Regenerate it with `make lock`.")
+            raise ValueError(
+                f"{path}, line {number}: {line!r} does not pin one exact version "
+                "(name==version). Regenerate it with `make lock`."
+            )
         if req.marker is not None and not req.marker.evaluate():
             continue
         try:
             installed: str | None = version(req.name)
         except PackageNotFoundError:
             installed = None
-        rows.append({"package": canonicalize_name(req.name), "locked": pins[0],
-                     "installed": installed, "matches": installed == pins[0]})
+        rows.append(
+            {
+                "package": canonicalize_name(req.name),
+                "locked": pins[0],
+                "installed": installed,
+                "matches": installed == pins[0],
+            }
+        )
     return rows

@@ -5,18 +5,32 @@ runs in seconds. The subprocess tests (SIGKILL and resume, torchrun) live in
 test_train_checkpoint.py and test_train_distributed.py.
 """
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import train as tr
 from helpers.device import make_generator, seed_everything
-from helpers.train import EarlyStopping, evaluate, fit, load_checkpoint, predict, save_checkpoint
+from helpers.train import (
+    Callback,
+    EarlyStopping,
+    LivePlot,
+    ProgressBar,
+    TensorBoardCallback,
+    evaluate,
+    fit,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
+from helpers.train import callbacks as cbs
+from helpers.train import checkpoint as ckpt_module
 
 
 @pytest.fixture(autouse=True)
@@ -35,15 +49,20 @@ def make_data(n=128, features=8, seed=0):
 
 def loaders(n_train=128, n_val=64, batch_size=16, shuffle=True):
     x, y = make_data(n_train + n_val)
-    train = DataLoader(TensorDataset(x[:n_train], y[:n_train]), batch_size=batch_size,
-                       shuffle=shuffle, generator=make_generator(0))
+    train = DataLoader(
+        TensorDataset(x[:n_train], y[:n_train]),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=make_generator(0),
+    )
     val = DataLoader(TensorDataset(x[n_train:], y[n_train:]), batch_size=32)
     return train, val
 
 
 def mlp(features=8, classes=2, dropout=0.0):
-    return nn.Sequential(nn.Linear(features, 16), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(16, classes))
+    return nn.Sequential(
+        nn.Linear(features, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, classes)
+    )
 
 
 def adam(model, lr=1e-2):
@@ -81,8 +100,17 @@ def test_history_has_one_value_per_epoch_under_the_documented_keys():
     train, val = loaders()
     model = mlp()
     history = fit(model, train, val, epochs=3, optimizer=adam(model), metrics=("accuracy", "f1"))
-    assert set(history) == {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy",
-                            "train_f1", "val_f1", "lr", "seconds"}
+    assert set(history) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "train_accuracy",
+        "val_accuracy",
+        "train_f1",
+        "val_f1",
+        "lr",
+        "seconds",
+    }
     assert history["epoch"] == [1, 2, 3]
     assert all(len(values) == 3 for values in history.values())
     assert all(s > 0 for s in history["seconds"])
@@ -123,6 +151,22 @@ def test_metrics_are_scikit_learn_scores_of_the_predictions():
     assert result["f1"] == pytest.approx(f1_score(y_true, y_pred))
 
 
+def test_f1_of_a_three_class_model_is_macro_even_when_an_epoch_shows_two_classes():
+    class OnlyZeroOrOne(nn.Module):  # three outputs, but never predicts class 2
+        def forward(self, x):
+            return torch.stack([-x[:, 0], x[:, 0], torch.full_like(x[:, 0], -9.0)], dim=1)
+
+    x, y = make_data(64)
+    y[:5] = 1 - y[:5]  # a few mistakes, so that binary and macro F1 differ
+    result = evaluate(OnlyZeroOrOne(), [(x, y)], metrics=("f1", "precision", "recall"))
+    y_true, y_pred = y.numpy(), (x[:, 0] > 0).long().numpy()
+    macro = {"labels": [0, 1, 2], "average": "macro", "zero_division": 0}
+    assert result["f1"] == pytest.approx(f1_score(y_true, y_pred, **macro))
+    assert result["precision"] == pytest.approx(precision_score(y_true, y_pred, **macro))
+    assert result["recall"] == pytest.approx(recall_score(y_true, y_pred, **macro))
+    assert result["f1"] != pytest.approx(f1_score(y_true, y_pred))  # not the binary score
+
+
 def test_custom_metrics_can_be_passed_as_a_dict():
     _, val = loaders()
     result = evaluate(mlp(), val, metrics={"errors": lambda t, p: float((t != p).sum())})
@@ -151,8 +195,9 @@ def test_a_single_output_with_bce_is_scored_by_the_sign_of_the_logit():
     x, y = make_data(64)
     loader = DataLoader(TensorDataset(x, y.float().unsqueeze(1)), batch_size=16)
     model = mlp(classes=1)
-    history = fit(model, loader, loader, epochs=6, optimizer=adam(model),
-                  loss_fn=nn.BCEWithLogitsLoss())
+    history = fit(
+        model, loader, loader, epochs=6, optimizer=adam(model), loss_fn=nn.BCEWithLogitsLoss()
+    )
     assert history["val_accuracy"][-1] > 0.8
 
 
@@ -202,7 +247,11 @@ def test_tuple_inputs_are_unpacked_into_positional_arguments():
         def forward(self, tokens, offsets):
             return self.head(self.bag(tokens, offsets))
 
-    tokens, offsets, labels = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2]), torch.tensor([0, 1])
+    tokens, offsets, labels = (
+        torch.tensor([1, 2, 3, 4, 5]),
+        torch.tensor([0, 2]),
+        torch.tensor([0, 1]),
+    )
     result = evaluate(TwoInputs(), [((tokens, offsets), labels)])
     assert set(result) == {"loss", "accuracy"}
 
@@ -222,7 +271,9 @@ def test_a_batch_scheduler_steps_after_every_optimiser_step():
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    history = fit(model, train, epochs=2, optimizer=optimizer, scheduler=scheduler)
+    history = fit(
+        model, train, epochs=2, optimizer=optimizer, scheduler=scheduler, scheduler_step="batch"
+    )
     assert history["lr"] == [1.0, 0.5**4]
     assert optimizer.param_groups[0]["lr"] == 0.5**8
 
@@ -232,19 +283,39 @@ def test_an_epoch_scheduler_steps_once_per_epoch():
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    history = fit(model, train, epochs=3, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_step="epoch")
+    history = fit(
+        model, train, epochs=3, optimizer=optimizer, scheduler=scheduler, scheduler_step="epoch"
+    )
     assert history["lr"] == [1.0, 0.5, 0.25]
 
 
-def test_reduce_on_plateau_is_stepped_with_the_monitored_value():
+@pytest.mark.parametrize("step", [None, "step"])
+def test_a_scheduler_without_a_clear_scheduler_step_is_refused_with_the_two_meanings(step):
+    train, _ = loaders(n_train=64, batch_size=16)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2)  # meant per epoch
+    with pytest.raises(
+        ValueError,
+        match="scheduler_step='batch'.*every optimiser step.*"
+        "scheduler_step='epoch'.*once per epoch",
+    ):
+        fit(model, train, epochs=2, optimizer=optimizer, scheduler=scheduler, scheduler_step=step)
+    assert optimizer.param_groups[0]["lr"] == 1.0  # refused before any training
+
+
+def test_reduce_on_plateau_is_stepped_every_epoch_with_the_validation_loss():
     train, val = loaders(n_train=32)
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.5)
-    flat_loss = lambda logits, targets: logits.sum() * 0.0  # the val loss never improves
-    history = fit(model, train, val, epochs=3, optimizer=optimizer, scheduler=scheduler,
-                  loss_fn=flat_loss)
+
+    def flat_loss(logits, targets):  # the val loss never improves
+        return logits.sum() * 0.0
+
+    history = fit(
+        model, train, val, epochs=3, optimizer=optimizer, scheduler=scheduler, loss_fn=flat_loss
+    )
     assert history["lr"] == [1.0, 1.0, 0.5]
 
 
@@ -273,10 +344,19 @@ def test_accumulating_two_half_batches_equals_one_full_batch():
     data = TensorDataset(x, y)
     full, half = mlp(), mlp()
     half.load_state_dict(full.state_dict())
-    fit(full, DataLoader(data, batch_size=16), epochs=2,
-        optimizer=torch.optim.SGD(full.parameters(), lr=0.5))
-    fit(half, DataLoader(data, batch_size=8), epochs=2, accumulation_steps=2,
-        optimizer=torch.optim.SGD(half.parameters(), lr=0.5))
+    fit(
+        full,
+        DataLoader(data, batch_size=16),
+        epochs=2,
+        optimizer=torch.optim.SGD(full.parameters(), lr=0.5),
+    )
+    fit(
+        half,
+        DataLoader(data, batch_size=8),
+        epochs=2,
+        accumulation_steps=2,
+        optimizer=torch.optim.SGD(half.parameters(), lr=0.5),
+    )
     for a, b in zip(full.parameters(), half.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -288,14 +368,14 @@ def test_accumulation_takes_fewer_optimiser_steps_and_a_last_partial_one():
     assert stats["steps"] == 3
 
 
-@pytest.mark.parametrize("amp", ["bf16", True])
-def test_amp_on_the_cpu_runs_the_forward_pass_in_bfloat16(amp):
+@pytest.mark.parametrize("amp, dtype", [("bf16", torch.bfloat16), (True, torch.float32)])
+def test_on_the_cpu_amp_true_keeps_float32_and_bf16_must_be_asked_for(amp, dtype):
     train, _ = loaders(n_train=32)
     model = mlp()
     seen = []
     model[0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     history = fit(model, train, epochs=1, optimizer=adam(model), amp=amp)
-    assert set(seen) == {torch.bfloat16}
+    assert set(seen) == {dtype}
     assert model[0].weight.dtype == torch.float32  # the weights stay in float32
     assert np.isfinite(history["train_loss"][0])
 
@@ -303,22 +383,16 @@ def test_amp_on_the_cpu_runs_the_forward_pass_in_bfloat16(amp):
 def test_fp16_uses_a_grad_scaler_that_is_saved_in_the_checkpoint(tmp_path):
     train, _ = loaders(n_train=32)
     model = mlp()
-    fit(model, train, epochs=1, optimizer=adam(model), amp="fp16",
-        checkpoint_path=tmp_path / "ckpt.pt")
+    fit(
+        model,
+        train,
+        epochs=1,
+        optimizer=adam(model),
+        amp="fp16",
+        checkpoint_path=tmp_path / "ckpt.pt",
+    )
     ckpt = load_checkpoint(tmp_path / "ckpt.pt")
     assert ckpt["scaler"] is not None and "scale" in ckpt["scaler"]
-
-
-def test_choose_amp_picks_the_dtype_by_device(monkeypatch):
-    assert tr.choose_amp(False, "cpu") == (None, False)
-    assert tr.choose_amp(True, "cpu") == (torch.bfloat16, False)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert tr.choose_amp(True, "cuda") == (torch.bfloat16, False)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert tr.choose_amp(True, "cuda") == (torch.float16, True)
-    assert tr.choose_amp("fp16", "cuda") == (torch.float16, True)
-    with pytest.raises(ValueError, match="amp must be"):
-        tr.choose_amp("int8", "cpu")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -333,15 +407,19 @@ def test_early_stopping_ends_training_after_patience_epochs_without_improvement(
     train, val = loaders(n_train=32)
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the val loss never improves
-    history = fit(model, train, val, epochs=10, optimizer=optimizer, early_stopping=2)
+    history = fit(
+        model, train, val, epochs=10, optimizer=optimizer, callbacks=[EarlyStopping(patience=2)]
+    )
     assert history["epoch"] == [1, 2, 3]
 
 
 def test_early_stopping_rule():
     rule = EarlyStopping(patience=2, min_delta=0.01)
-    assert not rule.should_stop([1.0, 0.9, 0.8], lower_is_better=True)
-    assert rule.should_stop([1.0, 0.9, 0.895, 0.891], lower_is_better=True)  # < min_delta
-    assert rule.should_stop([0.5, 0.7, 0.6, 0.69], lower_is_better=False)
+    assert not rule.should_stop([1.0, 0.9, 0.8])
+    assert rule.should_stop([1.0, 0.9, 0.895, 0.891])  # improvements smaller than min_delta
+    accuracy = EarlyStopping(patience=2, monitor="val_accuracy")  # not a loss: maximised
+    assert accuracy.should_stop([0.5, 0.7, 0.6, 0.69])
+    assert not accuracy.should_stop([0.5, 0.6, 0.7])
     with pytest.raises(ValueError, match="patience"):
         EarlyStopping(patience=0)
 
@@ -349,17 +427,31 @@ def test_early_stopping_rule():
 def test_monitoring_a_value_fit_does_not_record_is_refused():
     train, _ = loaders(n_train=32)
     model = mlp()
-    with pytest.raises(ValueError, match="monitor='val_loss' is not recorded"):
-        fit(model, train, epochs=2, optimizer=adam(model), early_stopping=1)
+    with pytest.raises(KeyError, match="monitors 'val_loss'.*train_loss.*val_loader"):
+        fit(model, train, epochs=2, optimizer=adam(model), callbacks=[EarlyStopping(1)])
 
 
-def test_the_writer_gets_the_documented_tags_per_epoch_and_per_step():
+def test_the_tensorboard_callback_logs_the_documented_tags_per_epoch_and_per_step():
     train, val = loaders(n_train=64, batch_size=16)  # 4 batches, 2 steps per epoch
     model = mlp()
     writer = RecordingWriter()
-    fit(model, train, val, epochs=2, optimizer=adam(model), writer=writer, accumulation_steps=2)
-    assert writer.tags() == {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr",
-                             "loss/train_step"}
+    fit(
+        model,
+        train,
+        val,
+        epochs=2,
+        optimizer=adam(model),
+        accumulation_steps=2,
+        callbacks=[TensorBoardCallback(writer)],
+    )
+    assert writer.tags() == {
+        "loss/train",
+        "loss/val",
+        "accuracy/train",
+        "accuracy/val",
+        "lr",
+        "loss/train_step",
+    }
     epoch_steps = [s for tag, _, s in writer.scalars if tag == "loss/val"]
     step_steps = [s for tag, _, s in writer.scalars if tag == "loss/train_step"]
     assert epoch_steps == [1, 2]
@@ -370,17 +462,105 @@ def test_the_logged_epoch_values_are_the_history():
     train, val = loaders(n_train=32)
     model = mlp()
     writer = RecordingWriter()
-    history = fit(model, train, val, epochs=2, optimizer=adam(model), writer=writer)
+    history = fit(
+        model, train, val, epochs=2, optimizer=adam(model), callbacks=[TensorBoardCallback(writer)]
+    )
     logged = [v for tag, v, _ in writer.scalars if tag == "loss/train"]
     assert logged == pytest.approx(history["train_loss"])
+
+
+class Recorder(Callback):
+    """Writes down every hook fit calls, in order."""
+
+    def __init__(self, stop_after=None):
+        self.calls, self.stop_after = [], stop_after
+
+    def on_fit_start(self, model, history):
+        self.calls.append(("fit_start", len(history)))
+
+    def on_epoch_start(self, epoch, model):
+        self.calls.append(("epoch_start", epoch))
+
+    def on_step_end(self, step, loss):
+        assert loss.ndim == 0 and not loss.requires_grad
+        self.calls.append(("step", step))
+
+    def on_epoch_end(self, epoch, row, model):
+        self.calls.append(("epoch_end", epoch))
+        return epoch == self.stop_after
+
+    def on_fit_end(self, model, history):
+        self.calls.append(("fit_end", len(history["epoch"])))
+
+
+def test_the_callback_hooks_run_in_the_documented_order():
+    train, _ = loaders(n_train=32, batch_size=16)  # 2 steps per epoch
+    model = mlp()
+    recorder = Recorder()
+    fit(model, train, epochs=2, optimizer=adam(model), callbacks=[recorder])
+    assert recorder.calls == [
+        ("fit_start", 0),
+        ("epoch_start", 1),
+        ("step", 1),
+        ("step", 2),
+        ("epoch_end", 1),
+        ("epoch_start", 2),
+        ("step", 3),
+        ("step", 4),
+        ("epoch_end", 2),
+        ("fit_end", 2),
+    ]
+
+
+def test_a_callback_returning_true_stops_training_and_every_callback_still_runs():
+    train, _ = loaders(n_train=32)
+    model = mlp()
+    stopper, other = Recorder(stop_after=2), Recorder()
+    history = fit(model, train, epochs=5, optimizer=adam(model), callbacks=[stopper, other])
+    assert history["epoch"] == [1, 2]
+    assert other.calls[-2:] == [("epoch_end", 2), ("fit_end", 2)]
+
+
+def test_the_step_loss_is_the_mean_of_the_accumulated_batches():
+    x, y = make_data(32)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)  # 4 batches, 2 steps
+    model = mlp()
+    losses = []
+
+    class KeepLoss(Callback):
+        def on_step_end(self, step, loss):
+            losses.append(loss.item())
+
+    stats = tr.train_one_epoch(
+        model,
+        loader,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        accumulation_steps=2,
+        callbacks=[KeepLoss()],
+    )
+    assert len(losses) == 2
+    assert sum(losses) / 2 == pytest.approx(stats["loss"], rel=1e-6)  # equal-sized batches
+
+
+def test_something_that_is_not_a_callback_is_refused_with_a_hint():
+    train, _ = loaders(n_train=32)
+    model = mlp()
+    with pytest.raises(TypeError, match=r"callbacks=\[HistogramCallback"):
+        fit(model, train, epochs=1, optimizer=adam(model), callbacks=[42])
 
 
 def test_callbacks_are_called_after_every_epoch_with_the_row_and_the_model():
     train, val = loaders(n_train=32)
     model = mlp()
     calls = []
-    history = fit(model, train, val, epochs=2, optimizer=adam(model),
-                  callbacks=[lambda epoch, row, m: calls.append((epoch, row, m))])
+    history = fit(
+        model,
+        train,
+        val,
+        epochs=2,
+        optimizer=adam(model),
+        callbacks=[lambda epoch, row, m: calls.append((epoch, row, m))],
+    )
     assert [c[0] for c in calls] == [1, 2]
     assert calls[1][1]["val_loss"] == history["val_loss"][1]
     assert calls[0][2] is model
@@ -412,8 +592,15 @@ def test_the_sampler_is_told_the_epoch_so_its_shuffle_changes():
 # --------------------------------------------------------------------------- quiet mode and plots
 
 
-@pytest.mark.parametrize("env, quiet", [({}, False), ({"COURSE_QUIET": "1"}, True),
-                                        ({"CI": "true"}, True), ({"COURSE_QUIET": "0"}, False)])
+@pytest.mark.parametrize(
+    "env, quiet",
+    [
+        ({}, False),
+        ({"COURSE_QUIET": "1"}, True),
+        ({"CI": "true"}, True),
+        ({"COURSE_QUIET": "0"}, False),
+    ],
+)
 def test_is_quiet_follows_course_quiet_and_ci(monkeypatch, env, quiet):
     monkeypatch.delenv("COURSE_QUIET", raising=False)
     for key, value in env.items():
@@ -421,23 +608,24 @@ def test_is_quiet_follows_course_quiet_and_ci(monkeypatch, env, quiet):
     assert tr.is_quiet() is quiet
 
 
-def test_progress_bars_show_unless_quiet(monkeypatch, capsys):
+def test_the_progress_bar_shows_unless_quiet(monkeypatch, capsys):
     train, _ = loaders(n_train=32)
     model = mlp()
     monkeypatch.delenv("COURSE_QUIET")
-    fit(model, train, epochs=1, optimizer=adam(model))
-    assert "fit" in capsys.readouterr().err
+    fit(model, train, epochs=1, optimizer=adam(model), callbacks=[ProgressBar()])
+    err = capsys.readouterr().err
+    assert "epoch 1" in err
     monkeypatch.setenv("CI", "1")
-    fit(model, train, epochs=1, optimizer=adam(model), progress=True)
+    fit(model, train, epochs=1, optimizer=adam(model), callbacks=[ProgressBar()])
     assert capsys.readouterr().err == ""
 
 
-def test_progress_false_silences_the_bars(monkeypatch, capsys):
+def test_without_a_progress_callback_fit_prints_nothing(monkeypatch, capsys):
     monkeypatch.delenv("COURSE_QUIET")
     train, _ = loaders(n_train=32)
     model = mlp()
-    fit(model, train, epochs=1, optimizer=adam(model), progress=False)
-    assert capsys.readouterr().err == ""
+    fit(model, train, epochs=1, optimizer=adam(model))
+    assert capsys.readouterr() == ("", "")
 
 
 def test_the_live_plot_redraws_the_history_after_every_epoch_in_a_notebook(monkeypatch):
@@ -445,12 +633,12 @@ def test_the_live_plot_redraws_the_history_after_every_epoch_in_a_notebook(monke
 
     shown = []
     monkeypatch.delenv("COURSE_QUIET")
-    monkeypatch.setattr(tr, "_in_notebook", lambda: True)
+    monkeypatch.setattr(cbs, "_in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", lambda fig: shown.append(fig.get_suptitle()))
     monkeypatch.setattr(IPython.display, "clear_output", lambda wait=False: None)
     train, val = loaders(n_train=32)
     model = mlp()
-    fit(model, train, val, epochs=2, optimizer=adam(model), live_plot=True, progress=False)
+    fit(model, train, val, epochs=2, optimizer=adam(model), callbacks=[LivePlot()])
     assert shown == ["Training history (epoch 1)", "Training history (epoch 2)"]
 
 
@@ -458,11 +646,11 @@ def test_the_live_plot_is_silent_in_quiet_mode(monkeypatch):
     import IPython.display
 
     shown = []
-    monkeypatch.setattr(tr, "_in_notebook", lambda: True)
+    monkeypatch.setattr(cbs, "_in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
     train, _ = loaders(n_train=32)
     model = mlp()
-    fit(model, train, epochs=1, optimizer=adam(model), live_plot=True)
+    fit(model, train, epochs=1, optimizer=adam(model), callbacks=[LivePlot()])
     assert shown == []
 
 
@@ -474,7 +662,9 @@ def test_a_checkpoint_restores_model_optimizer_scheduler_epoch_and_history(tmp_p
     model = mlp()
     optimizer = adam(model)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.9)
-    history = fit(model, train, epochs=2, optimizer=optimizer, scheduler=scheduler)
+    history = fit(
+        model, train, epochs=2, optimizer=optimizer, scheduler=scheduler, scheduler_step="epoch"
+    )
     path = save_checkpoint(tmp_path / "c.pt", model, optimizer, scheduler, epoch=2, history=history)
 
     model2 = mlp()
@@ -490,8 +680,12 @@ def test_a_checkpoint_restores_model_optimizer_scheduler_epoch_and_history(tmp_p
 
 def test_fit_writes_a_checkpoint_after_every_epoch(tmp_path, monkeypatch):
     saved = []
-    real_save = tr.save_checkpoint
-    monkeypatch.setattr(tr, "save_checkpoint", lambda *a, **k: saved.append(k["epoch"]) or real_save(*a, **k))
+    real_save = ckpt_module.save_checkpoint
+    monkeypatch.setattr(
+        ckpt_module,
+        "save_checkpoint",
+        lambda *a, **k: saved.append(k["epoch"]) or real_save(*a, **k),
+    )
     train, _ = loaders(n_train=32)
     model = mlp()
     path = tmp_path / "ckpt.pt"
@@ -509,9 +703,17 @@ def test_resuming_gives_the_same_weights_and_history_as_one_uninterrupted_run(tm
         model = mlp(dropout=0.3)  # dropout and shuffling both draw random numbers
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
-        history = fit(model, train, val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-                      checkpoint_path=tmp_path / ("resumed.pt" if resume or epochs == 2 else "ref.pt"),
-                      resume=resume)
+        history = fit(
+            model,
+            train,
+            val,
+            epochs=epochs,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scheduler_step="epoch",
+            checkpoint_path=tmp_path / ("resumed.pt" if resume or epochs == 2 else "ref.pt"),
+            resume=resume,
+        )
         return model, history
 
     reference, ref_history = run(4)
@@ -551,17 +753,61 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
 # --------------------------------------------------------------------------- bad input
 
 
-def test_a_model_that_does_not_fit_the_data_gets_a_clear_error():
+def notes(excinfo):
+    """The notes helpers.train attached to an exception (str(error) does not show them)."""
+    return "\n".join(getattr(excinfo.value, "__notes__", []))
+
+
+def test_a_model_that_does_not_fit_the_data_keeps_its_error_and_gets_a_hint():
     train, _ = loaders()  # 8 features
     model = mlp(features=10)
-    with pytest.raises(ValueError, match=r"shape \(16, 8\).*do not fit together.*in_features=10"):
+    with pytest.raises(RuntimeError, match="cannot be multiplied") as excinfo:  # torch's own
         fit(model, train, epochs=1, optimizer=adam(model))
+    assert re.search(
+        r"batch 1 of train_loader.*shape \(16, 8\).*do not fit together.*"
+        r"in_features=10",
+        notes(excinfo),
+        re.S,
+    )
 
 
 def test_token_ids_beyond_the_embedding_are_reported_as_a_mismatch():
     batches = dict_batches(1)
-    with pytest.raises(ValueError, match=r"Embedding\(5, 8.*num_embeddings"):
+    with pytest.raises(IndexError) as excinfo:
         evaluate(TinyHFClassifier(vocab=5), batches)
+    assert re.search(r"Embedding\(5, 8.*num_embeddings", notes(excinfo), re.S)
+
+
+def test_an_error_in_the_learners_own_forward_is_not_disguised():
+    class Buggy(nn.Module):
+        def forward(self, x):
+            raise KeyError("a bug in my forward")
+
+    train, _ = loaders(n_train=32)
+    with pytest.raises(KeyError, match="a bug in my forward") as excinfo:
+        fit(Buggy(), train, epochs=1, optimizer=torch.optim.SGD([nn.Parameter(torch.ones(1))]))
+    assert "batch 1 of train_loader" in notes(excinfo)
+
+
+def test_after_the_first_batch_errors_pass_through_without_a_note():
+    calls = []
+
+    class FailsOnBatch2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(8, 2)
+
+        def forward(self, x):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("boom")
+            return self.layer(x)
+
+    train, _ = loaders(n_train=32)
+    model = FailsOnBatch2()
+    with pytest.raises(RuntimeError, match="boom") as excinfo:
+        fit(model, train, epochs=1, optimizer=adam(model))
+    assert notes(excinfo) == ""
 
 
 def test_labels_out_of_range_for_the_loss_are_refused():
@@ -572,12 +818,12 @@ def test_labels_out_of_range_for_the_loss_are_refused():
         fit(model, loader, epochs=1, optimizer=adam(model))
 
 
-def test_labels_out_of_range_in_a_later_batch_are_refused():
+def test_labels_out_of_range_in_a_later_batch_raise_pytorchs_own_error():
     x, y = make_data(32)
     y[20] = 7
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
     model = mlp()
-    with pytest.raises(ValueError, match="batch 2 of train_loader"):
+    with pytest.raises(IndexError, match="out of bounds"):
         fit(model, loader, epochs=1, optimizer=adam(model))
 
 
@@ -608,7 +854,9 @@ def test_a_nan_loss_stops_training_with_the_batch_number_and_a_hint():
     x[35] = float("nan")  # in the third batch of 16
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
     model = mlp()
-    with pytest.raises(FloatingPointError, match=r"nan at batch 3 of train_loader.*step 3.*learning rate"):
+    with pytest.raises(
+        FloatingPointError, match=r"nan at batch 3 of train_loader in epoch 1.*learning rate"
+    ):
         fit(model, loader, epochs=1, optimizer=adam(model))
 
 
@@ -624,16 +872,23 @@ def test_an_infinite_validation_loss_is_reported_too():
 @pytest.mark.parametrize("which", ["train", "val"])
 def test_an_empty_loader_is_refused(which):
     train, val = loaders()
-    empty = DataLoader(TensorDataset(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    empty = DataLoader(
+        TensorDataset(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)), batch_size=4
+    )
     model = mlp()
     with pytest.raises(ValueError, match=f"{which}_loader has no batches"):
-        fit(model, empty if which == "train" else train, empty if which == "val" else val,
-            epochs=1, optimizer=adam(model))
+        fit(
+            model,
+            empty if which == "train" else train,
+            empty if which == "val" else val,
+            epochs=1,
+            optimizer=adam(model),
+        )
 
 
 def test_a_loader_without_len_that_yields_nothing_is_refused():
     model = mlp()
-    with pytest.raises(ValueError, match="train_loader has no batches"):
+    with pytest.raises(ValueError, match="train_loader in epoch 1 gave no batches"):
         fit(model, iter([]), epochs=1, optimizer=adam(model))
 
 
@@ -643,10 +898,15 @@ def test_batches_that_are_not_pairs_are_refused():
         evaluate(mlp(), [(x, y, y)])
 
 
-@pytest.mark.parametrize("kwargs, message", [({"epochs": 0}, "epochs"),
-                                             ({"accumulation_steps": 0}, "accumulation_steps"),
-                                             ({"grad_clip": -1.0}, "grad_clip"),
-                                             ({"scheduler_step": "step"}, "scheduler_step")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"accumulation_steps": 0}, "accumulation_steps"),
+        ({"grad_clip": -1.0}, "grad_clip"),
+        ({"scheduler_step": "step"}, "scheduler_step"),
+    ],
+)
 def test_bad_options_are_refused(kwargs, message):
     train, _ = loaders(n_train=32)
     model = mlp()

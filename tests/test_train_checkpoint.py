@@ -51,11 +51,23 @@ def run_training(checkpoint: Path, block_after: int = 0, marker: Path | None = N
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
-    loader = DataLoader(Samples(block_after, marker), batch_size=16, shuffle=True,
-                        generator=torch.Generator().manual_seed(1))
-    history = tr.fit(model, loader, epochs=5, optimizer=optimizer, scheduler=scheduler,
-                     scheduler_step="epoch", metrics=(), checkpoint_path=checkpoint,
-                     resume=checkpoint if checkpoint.exists() else None)
+    loader = DataLoader(
+        Samples(block_after, marker),
+        batch_size=16,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(1),
+    )
+    history = tr.fit(
+        model,
+        loader,
+        epochs=5,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scheduler_step="epoch",
+        metrics=(),
+        checkpoint_path=checkpoint,
+        resume=checkpoint if checkpoint.exists() else None,
+    )
     return model.state_dict(), history
 
 
@@ -75,13 +87,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, one_thread):
+def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(
+    tmp_path, one_thread
+):
     marker, checkpoint = tmp_path / "blocked", tmp_path / "run.pt"
     block_after = 2 * EPOCH_SAMPLES + 40  # epoch 3, third batch
     env = {**os.environ, "COURSE_QUIET": "1", "PYTHONPATH": str(REPO_ROOT)}
-    victim = subprocess.Popen([sys.executable, "-c", CHILD, str(checkpoint), str(block_after),
-                               str(marker)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    victim = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(checkpoint), str(block_after), str(marker)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         reference, reference_history = run_training(tmp_path / "reference.pt")  # meanwhile
         deadline = time.monotonic() + 120
@@ -127,8 +145,11 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, mo
 def test_a_checkpoint_is_written_to_a_temporary_file_then_renamed(tmp_path, monkeypatch):
     renames = []
     real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda src, dst: renames.append((Path(src), Path(dst)))
-                        or real_replace(src, dst))
+    monkeypatch.setattr(
+        os,
+        "replace",
+        lambda src, dst: renames.append((Path(src), Path(dst))) or real_replace(src, dst),
+    )
     path = tr.save_checkpoint(tmp_path / "c.pt", nn.Linear(3, 2))
     assert len(renames) == 1
     src, dst = renames[0]
