@@ -17,11 +17,26 @@ import pytest
 import torch
 
 from helpers import bert
-from helpers.bert import (ID2LABEL, choose_setup, count_parameters, extract_features,
-                          freeze_encoder, hub_is_reachable, load_model_and_tokenizer,
-                          make_optimizer, make_scheduler, make_sentiment_loaders, make_text_loader,
-                          parameter_breakdown, predict_proba, predict_sentiment, token_lengths)
+from helpers.bert import (
+    ID2LABEL,
+    choose_setup,
+    count_parameters,
+    extract_features,
+    freeze_encoder,
+    hub_is_reachable,
+    load_model_and_tokenizer,
+    make_optimizer,
+    make_scheduler,
+    make_sentiment_loaders,
+    make_text_loader,
+    parameter_breakdown,
+    predict_proba,
+    predict_sentiment,
+    token_lengths,
+)
+from helpers.bert import choosing as bert_setup
 from helpers.data import padding_fraction
+from helpers.device import choose_amp
 
 TEXTS = [
     "Great.",
@@ -101,19 +116,21 @@ def test_hub_check_answers_false_instead_of_raising_on_network_errors(monkeypatc
 
 def test_auto_mode_without_a_gpu_takes_the_offline_path(monkeypatch):
     setup = choose_setup("auto", device="cpu")
-    assert (setup.path, setup.dataset, setup.amp) == ("offline", "course", False)
+    assert (setup.path, setup.dataset) == ("offline", "course")
+    assert setup.amp is True and choose_amp(setup.amp, setup.device) == (None, False)  # fp32
     assert "no CUDA GPU" in setup.reason
 
 
 def test_auto_mode_with_a_gpu_and_the_hub_takes_the_full_path_with_mixed_precision(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(bert, "get_device", lambda prefer=None: torch.device("cuda"))
-    monkeypatch.setattr(bert, "hub_is_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(bert_setup, "get_device", lambda prefer=None: torch.device("cuda"))
+    monkeypatch.setattr(bert_setup, "hub_is_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # like a T4
     setup = choose_setup("auto")
     assert (setup.path, setup.model_name, setup.dataset) == ("full", bert.HUB_MODEL_NAME, "sst2")
-    assert setup.amp == "fp16"
+    assert setup.amp is True
+    assert choose_amp(setup.amp, setup.device) == (torch.float16, True)  # fp16 with a scaler
 
 
 def test_full_mode_falls_back_to_offline_with_a_message_when_the_hub_is_unreachable(monkeypatch):
@@ -147,10 +164,12 @@ def test_the_shipped_encoder_loads_offline_and_classifies(capfd, monkeypatch, lo
     assert (out, err) == ("", "")
     assert connections == []
     assert new_weights == ["classifier.bias", "classifier.weight"]  # the encoder is pretrained
-    assert model.config.id2label == ID2LABEL and model.config.label2id == {"negative": 0, "positive": 1}
+    assert model.config.id2label == ID2LABEL
+    assert model.config.label2id == {"negative": 0, "positive": 1}
 
     table = parameter_breakdown(model)
-    assert {"embeddings", "encoder.layer.0", "encoder.layer.5", "pooler", "classifier"} <= set(table.index)
+    parts = {"embeddings", "encoder.layer.0", "encoder.layer.5", "pooler", "classifier"}
+    assert parts <= set(table.index)
     assert table.loc["classifier", "parameters"] == 384 * 2 + 2
     assert round(count_parameters(model)["total"] / 1e6, 1) == 22.7
 
@@ -164,7 +183,8 @@ def test_loading_prints_nothing_and_reports_the_new_head(capfd, tiny_bert_dir, l
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
     assert new_weights == ["classifier.bias", "classifier.weight"]
-    assert model.config.id2label == ID2LABEL and model.config.label2id == {"negative": 0, "positive": 1}
+    assert model.config.id2label == ID2LABEL
+    assert model.config.label2id == {"negative": 0, "positive": 1}
 
 
 def test_loading_a_missing_folder_says_what_to_check(tmp_path):
@@ -179,18 +199,21 @@ def test_token_lengths_count_the_special_tokens(tokenizer):
 
 
 def test_loader_pads_each_batch_to_its_own_longest_text(tokenizer):
-    loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=3, bucketing=False, shuffle=False)
+    loader = make_text_loader(
+        TEXTS, LABELS, tokenizer, batch_size=3, bucketing=False, shuffle=False
+    )
     lengths = token_lengths(TEXTS, tokenizer)
     for i, batch in enumerate(loader):
-        chunk = lengths[3 * i: 3 * i + 3]
+        chunk = lengths[3 * i : 3 * i + 3]
         assert batch["input_ids"].shape == (len(chunk), chunk.max())
         assert batch["attention_mask"].sum(1).tolist() == chunk.tolist()
-        assert batch["labels"].tolist() == LABELS[3 * i: 3 * i + 3]
+        assert batch["labels"].tolist() == LABELS[3 * i : 3 * i + 3]
 
 
 def test_truncation_keeps_cls_and_sep(tokenizer):
-    loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=8, max_length=6, shuffle=False,
-                              bucketing=False)
+    loader = make_text_loader(
+        TEXTS, LABELS, tokenizer, batch_size=8, max_length=6, shuffle=False, bucketing=False
+    )
     ids = next(iter(loader))["input_ids"]
     assert ids.shape[1] == 6
     assert (ids[:, 0] == tokenizer.cls_token_id).all()
@@ -209,20 +232,83 @@ def test_bucketing_wastes_less_padding_than_random_batches(tokenizer):
     assert waste_bucketed < waste_random / 2
 
 
-def test_distributed_shards_are_equal_and_cover_every_text(tokenizer):
-    shards = [make_text_loader(TEXTS[:7], LABELS[:7], tokenizer, batch_size=2, num_replicas=2, rank=r)
-              for r in range(2)]
-    assert len(shards[0].dataset) == len(shards[1].dataset) == 4
-    assert set(shards[0].dataset.indices) | set(shards[1].dataset.indices) == set(range(7))
+def shard_batches(loader):
+    """The index batches of one rank's loader, with the trailing padding batches left out."""
+    batches = list(loader.batch_sampler)
+    return batches[: len(batches) - loader.batch_sampler.padding_batches()]
+
+
+def test_distributed_training_shards_are_equal_and_cover_every_text(tokenizer):
+    shards = [
+        make_text_loader(TEXTS[:7], LABELS[:7], tokenizer, batch_size=2, num_replicas=2, rank=r)
+        for r in range(2)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 2  # 4 batches of 7 texts, 2 per rank
+    covered = sorted(i for shard in shards for batch in shard_batches(shard) for i in batch)
+    assert covered == list(range(7))
+
+
+def test_distributed_evaluation_shards_count_every_text_once(tokenizer):
+    shards = [
+        make_text_loader(
+            TEXTS[:7], LABELS[:7], tokenizer, batch_size=2, shuffle=False, num_replicas=3, rank=r
+        )
+        for r in range(3)
+    ]
+    labels = sorted(y for shard in shards for batch in shard for y in batch["labels"].tolist())
+    assert labels == sorted(LABELS[:7])
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_distributed_random_batches_use_a_distributed_sampler(tokenizer, shuffle):
+    shards = [
+        make_text_loader(
+            TEXTS[:7],
+            LABELS[:7],
+            tokenizer,
+            batch_size=2,
+            bucketing=False,
+            shuffle=shuffle,
+            num_replicas=2,
+            rank=r,
+            seed=3,
+        )
+        for r in range(2)
+    ]
+    samplers = [s.sampler for s in shards]
+    assert all(isinstance(s, torch.utils.data.DistributedSampler) for s in samplers)
+    assert all(s.shuffle is shuffle and s.seed == 3 for s in samplers)
+    assert len(shards[0]) == len(shards[1]) == 2  # 4 + 4 texts: one repeated to even them out
+    assert set(samplers[0]) | set(samplers[1]) == set(range(7))
+
+
+def test_loader_rejects_a_rank_outside_the_replicas(tokenizer):
+    with pytest.raises(ValueError, match="rank"):
+        make_text_loader(TEXTS, LABELS, tokenizer, num_replicas=2, rank=2)
 
 
 def test_sentiment_loaders_shuffle_only_the_training_split(tokenizer):
     frame = pd.DataFrame({"text": TEXTS, "label": LABELS})
-    loaders = make_sentiment_loaders(tokenizer, {"train": frame, "validation": frame, "test": frame},
-                                     batch_size=4, max_length=32)
+    frames = {"train": frame, "validation": frame, "test": frame}
+    loaders = make_sentiment_loaders(tokenizer, frames, batch_size=4, max_length=32)
     assert loaders["train"].batch_sampler.shuffle is True
     assert loaders["test"].batch_sampler.shuffle is False
     assert sum(len(b["labels"]) for b in loaders["test"]) == len(TEXTS)
+
+
+def test_sentiment_loaders_shard_every_split_between_processes(tokenizer):
+    frame = pd.DataFrame({"text": TEXTS[:7], "label": LABELS[:7]})
+    frames = {"train": frame, "validation": frame, "test": frame}
+    ranks = [
+        make_sentiment_loaders(
+            tokenizer, frames, batch_size=2, max_length=32, num_replicas=2, rank=r
+        )
+        for r in range(2)
+    ]
+    assert len(ranks[0]["train"]) == len(ranks[1]["train"])  # the same number of steps
+    for split in ("validation", "test"):
+        counted = sum(len(b["labels"]) for loaders in ranks for b in loaders[split])
+        assert counted == 7, split  # nothing counted twice, nothing left out
 
 
 def test_sentiment_loaders_need_all_three_splits(tokenizer):
@@ -235,11 +321,13 @@ def test_sentiment_loaders_need_all_three_splits(tokenizer):
 
 
 def test_parameter_breakdown_adds_up_to_the_model(loaded):
-    # The 6-layer, 384-wide breakdown of the shipped encoder: test_the_shipped_encoder_loads_offline_and_classifies.
+    # The 6-layer, 384-wide breakdown of the shipped encoder:
+    # test_the_shipped_encoder_loads_offline_and_classifies.
     table = parameter_breakdown(loaded.model)
     hidden = loaded.model.config.hidden_size
     assert table["parameters"].sum() == count_parameters(loaded.model)["total"]
-    assert set(table.index) == {"embeddings", "encoder.layer.0", "encoder.layer.1", "pooler", "classifier"}
+    parts = {"embeddings", "encoder.layer.0", "encoder.layer.1", "pooler", "classifier"}
+    assert set(table.index) == parts
     assert table.loc["classifier", "parameters"] == hidden * 2 + 2
 
 
@@ -287,9 +375,14 @@ def test_schedule_warms_up_then_decays_linearly_to_zero():
 
 
 def test_features_are_the_pooled_vector_the_head_reads(loaded, tokenizer):
-    model = loaded.model.eval()
-    loader = make_text_loader(TEXTS, LABELS, tokenizer, batch_size=3, shuffle=False, bucketing=False)
-    features, labels = extract_features(model, loader)
+    model = loaded.model.train()
+    loader = make_text_loader(
+        TEXTS, LABELS, tokenizer, batch_size=3, shuffle=False, bucketing=False
+    )
+    features, labels = extract_features(model, loader)  # in eval mode: dropout off
+    mode_after = model.training
+    model.eval()
+    assert mode_after and not features.requires_grad  # mode given back, no graph kept
     assert features.shape == (len(TEXTS), model.config.hidden_size) and labels.tolist() == LABELS
     batch = next(iter(loader))
     with torch.no_grad():
@@ -304,6 +397,16 @@ def test_predict_proba_keeps_the_order_of_the_texts(loaded, tokenizer):
     assert np.ptp(probs[:, 1]) > 1e-3  # the texts get different scores, so a shuffle would show
     np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+
+
+def test_predict_proba_runs_in_eval_mode_and_restores_the_mode(loaded, tokenizer):
+    model = loaded.model.train()
+    try:
+        first = predict_proba(model, tokenizer, TEXTS)
+        assert model.training  # the mode is given back
+        np.testing.assert_array_equal(first, predict_proba(model, tokenizer, TEXTS))  # no dropout
+    finally:
+        model.eval()
 
 
 # --------------------------------------------------------------------------- predict_sentiment

@@ -67,7 +67,9 @@ def test_there_are_at_least_2400_reviews_and_1200_per_class(everything):
 def train_only() -> pd.DataFrame:
     """The reviews of raw/train_only/, as the build script keeps them (new ones only)."""
     raw = corpus.CORPUS / "raw"
-    return corpus.new_reviews(corpus.read_raw(raw / corpus.TRAIN_ONLY), corpus.deduplicate(corpus.read_raw(raw)))
+    return corpus.new_reviews(
+        corpus.read_raw(raw / corpus.TRAIN_ONLY), corpus.deduplicate(corpus.read_raw(raw))
+    )
 
 
 def test_the_genre_parts_are_split_about_70_15_15(splits, train_only, everything):
@@ -85,15 +87,29 @@ def test_train_only_reviews_are_in_the_training_split_and_nowhere_else(splits, t
 
 
 def test_new_reviews_drops_exact_and_near_repeats_of_the_corpus():
-    old = pd.DataFrame({"text": ["A warm, funny and generous film about two brothers.",
-                                 "Dull from start to finish."], "label": ["positive", "negative"]})
-    extra = pd.DataFrame({
-        "text": ["dull from start to finish.",                              # exact, other case
-                 "A warm, funny and generous film about three brothers.",   # near twin
-                 "The score alone is worth the ticket.",                    # new
-                 "The score alone is worth the ticket!"],                   # near twin of the new one
-        "label": ["negative", "positive", "positive", "positive"]})
-    assert corpus.new_reviews(extra, old)["text"].tolist() == ["The score alone is worth the ticket."]
+    old = pd.DataFrame(
+        {
+            "text": [
+                "A warm, funny and generous film about two brothers.",
+                "Dull from start to finish.",
+            ],
+            "label": ["positive", "negative"],
+        }
+    )
+    extra = pd.DataFrame(
+        {
+            "text": [
+                "dull from start to finish.",  # exact, other case
+                "A warm, funny and generous film about three brothers.",  # near twin
+                "The score alone is worth the ticket.",  # new
+                "The score alone is worth the ticket!",
+            ],  # near twin of the new one
+            "label": ["negative", "positive", "positive", "positive"],
+        }
+    )
+    assert corpus.new_reviews(extra, old)["text"].tolist() == [
+        "The score alone is worth the ticket."
+    ]
 
 
 def test_every_split_is_balanced(splits):
@@ -113,8 +129,11 @@ def test_no_review_appears_twice(everything):
 
 def test_no_near_duplicates_across_splits(everything):
     texts = everything["text"].tolist()
-    leaks = [(texts[i], texts[j]) for i, j in corpus.near_duplicate_pairs(texts)
-             if everything["split"][i] != everything["split"][j]]
+    leaks = [
+        (texts[i], texts[j])
+        for i, j in corpus.near_duplicate_pairs(texts)
+        if everything["split"][i] != everything["split"][j]
+    ]
     assert leaks == []
 
 
@@ -132,6 +151,8 @@ def test_vocabulary_has_at_least_4000_distinct_words(everything):
 
 
 def test_both_classes_use_negation_so_single_words_cannot_decide_the_label(everything):
-    negated = everything["text"].str.contains(r"\b(?:not|never|no|nothing|n't)\b|n't", case=False, regex=True)
+    negated = everything["text"].str.contains(
+        r"\b(?:not|never|no|nothing|n't)\b|n't", case=False, regex=True
+    )
     for label in (0, 1):
         assert negated[everything["label"] == label].mean() >= 0.15

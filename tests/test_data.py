@@ -222,11 +222,12 @@ def test_build_vocab_rejects_bad_arguments():
         hd.build_vocab(["a"], max_size=1)
 
 
-# --------------------------------------------------------------------------- TextClassificationDataset
+# ------------------------------------------------------------------ TextClassificationDataset
 
 
 def test_text_dataset_items_are_long_tensors():
-    ds = hd.TextClassificationDataset(["good", "bad film"], [1, 0], hd.Vocab(["good", "bad"]).encode)
+    encode = hd.Vocab(["good", "bad"]).encode
+    ds = hd.TextClassificationDataset(["good", "bad film"], [1, 0], encode)
     item = ds[1]
     assert item["input_ids"].tolist() == [3, 1] and item["input_ids"].dtype == torch.long
     assert item["labels"].ndim == 0 and item["labels"].item() == 0
@@ -286,8 +287,10 @@ def test_pad_collate_uses_the_given_pad_id():
 def test_pad_collate_returns_long_tensors_of_batch_shape():
     batch = hd.pad_collate([text_item([1]), text_item([2, 3, 4, 5])])
     assert {k: (tuple(v.shape), v.dtype) for k, v in batch.items()} == {
-        "input_ids": ((2, 4), torch.long), "attention_mask": ((2, 4), torch.long),
-        "labels": ((2,), torch.long)}
+        "input_ids": ((2, 4), torch.long),
+        "attention_mask": ((2, 4), torch.long),
+        "labels": ((2,), torch.long),
+    }
 
 
 def test_pad_collate_rejects_bad_batches():
@@ -329,14 +332,14 @@ def test_bucket_sampler_pads_much_less_than_random_batches():
     bucketed = list(hd.BucketBatchSampler(LENGTHS, batch_size=16, seed=0))
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(LENGTHS), generator=g).tolist()
-    random_batches = [order[i:i + 16] for i in range(0, len(order), 16)]
+    random_batches = [order[i : i + 16] for i in range(0, len(order), 16)]
     assert hd.padding_fraction(LENGTHS, bucketed) < hd.padding_fraction(LENGTHS, random_batches) / 4
 
 
 def test_bucket_sampler_sorts_within_pools_only():
     batches = list(hd.BucketBatchSampler(LENGTHS, batch_size=10, shuffle=False, pool_size=50))
     for p in range(5):  # without shuffling, pool p holds the indices 50p .. 50p+49
-        pool = [i for b in batches[5 * p:5 * p + 5] for i in b]
+        pool = [i for b in batches[5 * p : 5 * p + 5] for i in b]
         assert sorted(pool) == list(range(50 * p, 50 * p + 50))
         assert [LENGTHS[i] for i in pool] == sorted(LENGTHS[i] for i in pool)
 
@@ -363,8 +366,10 @@ def test_bucket_sampler_drives_a_dataloader():
     texts = ["a " * n for n in (1, 7, 2, 8, 1, 7)]
     ds = hd.TextClassificationDataset(texts, [0] * 6, hd.Vocab(["a"]).encode)
     sampler = hd.BucketBatchSampler(ds.lengths, batch_size=2, shuffle=False)
-    widths = sorted(b["input_ids"].shape[1] for b in DataLoader(ds, batch_sampler=sampler,
-                                                                 collate_fn=hd.pad_collate))
+    widths = sorted(
+        b["input_ids"].shape[1]
+        for b in DataLoader(ds, batch_sampler=sampler, collate_fn=hd.pad_collate)
+    )
     assert widths == [1, 7, 8]
 
 
@@ -377,6 +382,86 @@ def test_bucket_sampler_rejects_bad_arguments():
         hd.BucketBatchSampler([2, 3], batch_size=0)
     with pytest.raises(ValueError, match="pool_size"):
         hd.BucketBatchSampler([2, 3], batch_size=2, pool_size=0)
+
+
+# --------------------------------------------------------------------------- sharded buckets
+
+ODD_LENGTHS = LENGTHS[:37]  # 37 items: batches that do not share out evenly between ranks
+
+
+def rank_samplers(num_replicas, **kwargs):
+    return [
+        hd.BucketBatchSampler(ODD_LENGTHS, num_replicas=num_replicas, rank=r, **kwargs)
+        for r in range(num_replicas)
+    ]
+
+
+def real_batches(sampler):
+    """A rank's batches without the trailing padding copies."""
+    batches = list(sampler)
+    return batches[: len(batches) - sampler.padding_batches()]
+
+
+@pytest.mark.parametrize("batch_size, num_replicas", [(4, 2), (4, 3), (3, 2), (5, 3), (16, 3)])
+def test_sharded_evaluation_sees_every_index_exactly_once(batch_size, num_replicas):
+    samplers = rank_samplers(num_replicas, batch_size=batch_size, shuffle=False)
+    indices = [i for s in samplers for b in s for i in b]
+    assert sorted(indices) == list(range(len(ODD_LENGTHS)))
+    assert all(s.padding_batches() == 0 and len(s) == len(list(s)) for s in samplers)
+    assert max(len(s) for s in samplers) - min(len(s) for s in samplers) <= 1
+
+
+@pytest.mark.parametrize("batch_size, num_replicas", [(4, 2), (4, 3), (3, 2), (5, 3), (16, 3)])
+def test_sharded_training_gives_every_rank_as_many_batches(batch_size, num_replicas):
+    samplers = rank_samplers(num_replicas, batch_size=batch_size, seed=7)
+    everything = list(hd.BucketBatchSampler(ODD_LENGTHS, batch_size=batch_size, seed=7))
+    steps = -(-len(everything) // num_replicas)
+    for r, sampler in enumerate(samplers):
+        batches = list(sampler)
+        assert len(sampler) == len(batches) == steps
+        assert batches[: len(batches) - sampler.padding_batches()] == everything[r::num_replicas]
+        copies = batches[len(everything[r::num_replicas]) :]
+        assert all(b in everything[:num_replicas] for b in copies)  # of the first batches
+    indices = [i for s in samplers for b in real_batches(s) for i in b]
+    assert sorted(indices) == list(range(len(ODD_LENGTHS)))
+    padding = sum(s.padding_batches() for s in samplers)
+    assert padding == steps * num_replicas - len(everything)
+
+
+def test_sharded_training_pads_with_the_first_batches_even_when_batches_are_few():
+    samplers = [
+        hd.BucketBatchSampler([3, 1, 4, 1, 5], batch_size=4, num_replicas=3, rank=r)
+        for r in range(3)
+    ]  # 2 batches for 3 ranks
+    everything = list(hd.BucketBatchSampler([3, 1, 4, 1, 5], batch_size=4))
+    assert [list(s) for s in samplers] == [[everything[0]], [everything[1]], [everything[0]]]
+    assert [s.padding_batches() for s in samplers] == [0, 0, 1]
+
+
+def test_sharded_samplers_change_the_order_together_with_the_epoch():
+    samplers = rank_samplers(3, batch_size=4, seed=1)
+    single = hd.BucketBatchSampler(ODD_LENGTHS, batch_size=4, seed=1)
+    orders = []
+    for epoch in (0, 1):
+        single.set_epoch(epoch)
+        everything = list(single)
+        for r, sampler in enumerate(samplers):
+            sampler.set_epoch(epoch)
+            assert real_batches(sampler) == everything[r::3]
+        orders.append(everything)
+    assert orders[0] != orders[1]
+
+
+def test_a_single_replica_is_the_unsharded_sampler():
+    plain = hd.BucketBatchSampler(LENGTHS, batch_size=16, seed=3)
+    sharded = hd.BucketBatchSampler(LENGTHS, batch_size=16, seed=3, num_replicas=1, rank=0)
+    assert list(plain) == list(sharded) and sharded.padding_batches() == 0
+
+
+def test_bucket_sampler_rejects_bad_replicas():
+    for num_replicas, rank in [(0, 0), (2, 2), (2, -1), (1.5, 0), (2, True)]:
+        with pytest.raises(ValueError, match="num_replicas"):
+            hd.BucketBatchSampler([2, 3], batch_size=2, num_replicas=num_replicas, rank=rank)
 
 
 # --------------------------------------------------------------------------- padding_fraction
@@ -404,8 +489,10 @@ def test_padding_fraction_rejects_bad_batches():
 
 
 def digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.png"))}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.png"))
+    }
 
 
 def test_shapes_dataset_has_imagefolder_layout(tmp_path):
@@ -509,7 +596,8 @@ def test_split_rejects_fractions_that_do_not_sum_to_one():
 
 
 def test_split_that_would_be_empty_is_an_error():
-    with pytest.raises(ValueError, match=r"Split 1 \(fraction 0.1\) of a dataset of 5 items would be empty"):
+    message = r"Split 1 \(fraction 0.1\) of a dataset of 5 items would be empty"
+    with pytest.raises(ValueError, match=message):
         hd.split_dataset(list(range(5)), (0.9, 0.1))
 
 
@@ -539,7 +627,8 @@ def test_transforms_handle_one_channel_tensors():
     out = hd.image_transforms(train=False, size=8, mean=(0.5,), std=(0.5,))(image)
     assert out.shape == (1, 8, 8)
     assert torch.allclose(out, (image - 0.5) / 0.5)
-    assert hd.image_transforms(train=True, size=8, mean=(0.5,), std=(0.5,))(image).shape == (1, 8, 8)
+    transform = hd.image_transforms(train=True, size=8, mean=(0.5,), std=(0.5,))
+    assert transform(image).shape == (1, 8, 8)
 
 
 def test_transforms_reject_bad_statistics():
