@@ -68,8 +68,8 @@ def test_history_draws_train_and_validation_values_against_epochs():
 def test_history_stars_the_best_validation_epoch():
     fig = plot.plot_history(HISTORY)
     loss_ax, acc_ax = fig.axes
-    best_loss = [l for l in loss_ax.get_lines() if l.get_label().startswith("best val")][0]
-    best_acc = [l for l in acc_ax.get_lines() if l.get_label().startswith("best val")][0]
+    best_loss = [ln for ln in loss_ax.get_lines() if ln.get_label().startswith("best val")][0]
+    best_acc = [ln for ln in acc_ax.get_lines() if ln.get_label().startswith("best val")][0]
     assert best_loss.get_xdata()[0] == HISTORY["epoch"][int(np.argmin(HISTORY["val_loss"]))]
     assert best_acc.get_xdata()[0] == HISTORY["epoch"][int(np.argmax(HISTORY["val_accuracy"]))]
 
@@ -210,10 +210,12 @@ def test_lr_schedule_plots_recorded_learning_rates():
 def test_lr_schedule_steps_a_throwaway_scheduler():
     fig = plot.plot_lr_schedule(
         scheduler_factory=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),
-        steps=8, lr=0.1,
+        steps=8,
+        lr=0.1,
     )
     ax = fig.axes[0]
-    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.1 * 0.5 ** (i // 3) for i in range(8)])
+    expected = [0.1 * 0.5 ** (i // 3) for i in range(8)]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), expected)
     assert "StepLR" in ax.get_title()
 
 
@@ -254,7 +256,9 @@ def test_attention_accepts_a_batch_of_one_and_a_choice_of_heads():
     fig = plot.plot_attention(att[None].numpy(), TOKENS, heads=[3, 1])
     heatmaps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert [ax.get_title() for ax in heatmaps] == ["head 3", "head 1"]
-    np.testing.assert_allclose(heatmap_values(heatmaps[0], att.shape[1:]), att[3].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        heatmap_values(heatmaps[0], att.shape[1:]), att[3].numpy(), rtol=1e-6
+    )
 
 
 def test_attention_rejects_wrong_tokens_batches_and_heads():
@@ -291,7 +295,8 @@ def test_pca_embeddings_scatter_every_vector_in_2d_coloured_by_label():
     points = scatter_points(ax)
     assert points.shape == (len(x), 2)
     expected = PCA(n_components=2).fit_transform(x)
-    np.testing.assert_allclose(np.abs(points), np.abs(np.concatenate([expected[y == k] for k in range(3)])))
+    by_label = np.concatenate([expected[y == k] for k in range(3)])
+    np.testing.assert_allclose(np.abs(points), np.abs(by_label))
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == [f"{name} (10)" for name in NAMES]
     assert "PC1" in ax.get_xlabel() and "PC2" in ax.get_ylabel() and "PCA" in ax.get_title()
@@ -313,7 +318,7 @@ def test_embeddings_reject_unknown_method_and_mismatched_labels():
         plot.plot_embeddings(x, y[:-1])
 
 
-# ----------------------------------------------------------------------------- weights and gradients
+# ------------------------------------------------------------------------- weights and gradients
 
 
 def test_weight_histograms_show_each_weight_matrix_but_not_biases_or_norms():
@@ -329,7 +334,8 @@ def test_weight_histograms_show_each_weight_matrix_but_not_biases_or_norms():
 
 def test_weight_histograms_select_layers_by_prefix_or_include_everything():
     model = tiny_mlp()
-    assert [ax.get_title().split()[0] for ax in plot.plot_weight_histograms(model, layers=["3"]).axes] == ["3.weight"]
+    by_prefix = plot.plot_weight_histograms(model, layers=["3"])
+    assert [ax.get_title().split()[0] for ax in by_prefix.axes] == ["3.weight"]
     named = plot.plot_weight_histograms(model, layers=["0.weight", "3.bias"])
     assert [ax.get_title().split()[0] for ax in named.axes] == ["0.weight", "3.bias"]
     every = plot.plot_weight_histograms(model.state_dict(), include_all=True)
@@ -345,8 +351,10 @@ def test_grad_flow_bars_are_the_mean_and_max_absolute_gradient_per_layer():
     ax = fig.axes[0]
     weights = [(n, p) for n, p in model.named_parameters() if not n.endswith("bias")]
     bars = {c.get_label(): [r.get_height() for r in c] for c in ax.containers}
-    np.testing.assert_allclose(bars["mean |grad|"], [p.grad.abs().mean().item() for _, p in weights], rtol=1e-6)
-    np.testing.assert_allclose(bars["max |grad|"], [p.grad.abs().max().item() for _, p in weights], rtol=1e-6)
+    means = [p.grad.abs().mean().item() for _, p in weights]
+    maxes = [p.grad.abs().max().item() for _, p in weights]
+    np.testing.assert_allclose(bars["mean |grad|"], means, rtol=1e-6)
+    np.testing.assert_allclose(bars["max |grad|"], maxes, rtol=1e-6)
     assert [t.get_text() for t in ax.get_xticklabels()] == [n for n, _ in weights]
     assert ax.get_yscale() == "log" and ax.get_title() and ax.get_ylabel()
 
@@ -365,9 +373,31 @@ def test_summary_counts_every_parameter_and_records_output_shapes():
     stats = plot.summarize_model(model, input_size=(2, 6))
     assert stats.total_params == sum(p.numel() for p in model.parameters())
     assert stats.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert stats.summary_list[-1].output_size == [2, 3]
+    assert stats.stats.summary_list[-1].output_size == [2, 3]
     text = str(stats)
-    assert "Output Shape" in text and "Trainable" in text and "Units." not in text
+    assert "Output Shape" in text and "Trainable" in text
+    assert "Total mult-adds (M):" in text and "Units." not in text
+    assert repr(stats) == text  # a cell that ends with the summary shows the same table
+
+
+def test_summary_prints_torchinfo_table_with_readable_units():
+    from torchinfo import summary
+
+    model = tiny_mlp()
+    table = str(
+        summary(
+            model,
+            input_size=(2, 6),
+            verbose=0,
+            row_settings=("var_names",),
+            col_names=("input_size", "output_size", "num_params", "trainable"),
+        )
+    )
+    assert str(plot.summarize_model(model, input_size=(2, 6))) == plot.models.readable_units(table)
+    assert (
+        plot.models.readable_units("Total mult-adds (Units.GIGABYTES): 1.50")
+        == "Total mult-adds (G): 1.50"
+    )
 
 
 def test_summary_without_input_lists_parameters_only():
@@ -383,20 +413,61 @@ def test_summary_rejects_what_is_not_a_module():
 # ----------------------------------------------------------------------------- notebook display
 
 
-def test_echoed_figure_is_displayed_once_and_released_by_the_inline_backend(monkeypatch):
+def every_kind_of_figure():
+    model = tiny_mlp()
+    model(torch.randn(4, 6)).sum().backward()
+    x, y = clustered_embeddings()
+    return [
+        plot.plot_history(HISTORY),
+        plot.plot_confusion_matrix(Y_TRUE, Y_PRED, NAMES),
+        plot.show_images(torch.rand(2, 1, 4, 4)),
+        plot.plot_lr_schedule([0.1, 0.2]),
+        plot.plot_attention(attention_maps(), TOKENS),
+        plot.plot_embeddings(x, y),
+        plot.plot_weight_histograms(model),
+        plot.plot_grad_flow(model),
+    ]
+
+
+def test_every_plot_is_a_course_figure_held_by_pyplot_and_printed_as_a_figure():
+    for fig in every_kind_of_figure():
+        assert isinstance(fig, plot.CourseFigure)
+        assert fig.number in plt.get_fignums()  # so the inline backend and plt.show() show it
+        assert repr(fig).startswith("<Figure size ")  # what nbval_sanitize.cfg expects
+
+
+class FakeShell:
+    """Just enough of IPython's shell for CourseFigure: its display formatter, with a PNG
+    formatter for figures as the inline backend registers one."""
+
+    def __init__(self):
+        from IPython.core.formatters import DisplayFormatter
+
+        self.display_formatter = DisplayFormatter()
+        self.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: "PNG")
+
+
+def echo(monkeypatch, fig, backend):
+    """What IPython displays when a cell ends with ``fig``, under ``backend``."""
     import IPython
     import IPython.display
-    from IPython.core.formatters import DisplayFormatter
-
-    class Shell:
-        display_formatter = DisplayFormatter()
 
     shown = []
-    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    monkeypatch.setattr(IPython, "get_ipython", FakeShell)
     monkeypatch.setattr(IPython.display, "display", lambda data, **kw: shown.append(data))
-    monkeypatch.setattr(matplotlib, "get_backend", lambda: "module://matplotlib_inline.backend_inline")
-    fig = plot.plot_lr_schedule([0.1, 0.2])
-    assert fig.number in plt.get_fignums()
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: backend)
     fig._ipython_display_()
-    assert len(shown) == 1 and shown[0]["text/plain"].startswith("<Figure size")
+    return shown
+
+
+def test_echoed_figure_is_displayed_once_and_released_by_the_inline_backend(monkeypatch):
+    fig = plot.plot_lr_schedule([0.1, 0.2])
+    shown = echo(monkeypatch, fig, "module://matplotlib_inline.backend_inline")
+    assert shown == [{"text/plain": "<Figure size 700x380 with 1 Axes>", "image/png": "PNG"}]
     assert fig.number not in plt.get_fignums()  # so the backend does not draw it a second time
+
+
+def test_echoed_figure_stays_open_under_other_backends(monkeypatch):
+    fig = plot.plot_lr_schedule([0.1, 0.2])
+    assert len(echo(monkeypatch, fig, "qtagg")) == 1
+    assert fig.number in plt.get_fignums()  # its window stays

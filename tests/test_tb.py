@@ -1,6 +1,6 @@
 """helpers.tb: writers on the runs/<experiment>/<run> layout, logging helpers, and reading the
-logs back. Every test writes real event files into pytest's tmp_path and reads them back with
-TensorBoard's own reader, so "logged" always means "TensorBoard would show it"."""
+logs back. Every test writes real event files into pytest's tmp_path and reads them back (with
+read_scalars, or TensorBoard's own EventAccumulator), so "logged" means "TensorBoard shows it"."""
 
 import matplotlib
 
@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import tb
 from helpers.device import make_generator
-from helpers.train import fit
+from helpers.train import TensorBoardCallback, fit
 
 
 @pytest.fixture(autouse=True)
 def _quiet_seeded_and_closed(monkeypatch):
     monkeypatch.setenv("COURSE_QUIET", "1")
-    torch.manual_seed(0)  # seeds enough here, and is instant (seed_everything imports torch._inductor)
+    torch.manual_seed(0)  # enough here, and instant (seed_everything imports torch._inductor)
     yield
     plt.close("all")
 
@@ -55,8 +55,12 @@ def tiny_loaders(n_train=48, n_val=24):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n_train + n_val, 4, generator=g)
     y = x[:, :3].argmax(dim=1)
-    train = DataLoader(TensorDataset(x[:n_train], y[:n_train]), batch_size=16, shuffle=True,
-                       generator=make_generator(0))
+    train = DataLoader(
+        TensorDataset(x[:n_train], y[:n_train]),
+        batch_size=16,
+        shuffle=True,
+        generator=make_generator(0),
+    )
     val = DataLoader(TensorDataset(x[n_train:], y[n_train:]), batch_size=16)
     return train, val
 
@@ -79,8 +83,10 @@ def test_default_run_name_is_a_readable_timestamp(tmp_path):
     assert Path(writer.logdir).parent == tmp_path / "digits"
 
 
-@pytest.mark.parametrize("experiment, run", [("", "a"), ("digits", " "), ("../elsewhere", "a"),
-                                             ("digits", "../../a"), ("/abs", "a")])
+@pytest.mark.parametrize(
+    "experiment, run",
+    [("", "a"), ("digits", " "), ("../elsewhere", "a"), ("digits", "../../a"), ("/abs", "a")],
+)
 def test_names_that_are_empty_or_escape_the_runs_folder_are_refused(tmp_path, experiment, run):
     with pytest.raises(ValueError, match="experiment|run"):
         tb.create_writer(experiment, run, root=tmp_path)
@@ -124,7 +130,8 @@ def test_round_trip_what_was_written_is_what_is_read(tmp_path):
     written = {"loss/train": rng.random(7), "accuracy/val": rng.random(7)}
     with tb.create_writer("e", "r", root=tmp_path) as writer:
         for step in range(7):
-            tb.log_scalars(writer, {tag: values[step] for tag, values in written.items()}, step * 10)
+            for tag, values in written.items():
+                writer.add_scalar(tag, values[step], step * 10)
     df = tb.read_scalars(tmp_path / "e")
     assert list(df.columns) == list(tb.SCALAR_COLUMNS)
     for tag, values in written.items():
@@ -138,8 +145,8 @@ def test_round_trip_what_was_written_is_what_is_read(tmp_path):
 def test_reading_a_folder_with_several_runs_returns_each_run_by_name(tmp_path):
     for run, final in (("lr_0.1", 0.5), ("lr_0.01", 0.25), ("nested/seed_1", 0.75)):
         with tb.create_writer("sweep", run, root=tmp_path) as writer:
-            tb.log_scalars(writer, {"loss/val": 1.0}, 1)
-            tb.log_scalars(writer, {"loss/val": final}, 2)
+            writer.add_scalar("loss/val", 1.0, 1)
+            writer.add_scalar("loss/val", final, 2)
     df = tb.read_scalars(tmp_path / "sweep")
     assert sorted(df["run"].unique()) == ["lr_0.01", "lr_0.1", "nested/seed_1"]
     last = df[df["step"] == 2].set_index("run")["value"].to_dict()
@@ -182,8 +189,15 @@ def test_runs_that_logged_no_scalars_give_an_empty_frame_with_the_columns(tmp_pa
 def test_fit_history_and_the_read_back_epoch_scalars_agree(tmp_path):
     model, (train, val) = tiny_classifier(), tiny_loaders()
     with tb.create_writer("e", "fit", root=tmp_path) as writer:
-        history = fit(model, train, val, epochs=3, writer=writer, metrics={"accuracy": ACCURACY},
-                      optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        history = fit(
+            model,
+            train,
+            val,
+            epochs=3,
+            metrics={"accuracy": ACCURACY},
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            callbacks=[TensorBoardCallback(writer)],
+        )
     df = tb.read_scalars(tmp_path / "e")
     for tag, key in (("loss/val", "val_loss"), ("accuracy/train", "train_accuracy"), ("lr", "lr")):
         rows = df[df["tag"] == tag]
@@ -195,20 +209,6 @@ def test_fit_history_and_the_read_back_epoch_scalars_agree(tmp_path):
 # ----------------------------------------------------------------------------- logging helpers
 
 
-def test_log_scalars_accepts_one_element_tensors(tmp_path):
-    with tb.create_writer("e", "r", root=tmp_path) as writer:
-        tb.log_scalars(writer, {"loss": torch.tensor(0.25), "lr": np.float64(1e-3)}, 5)
-    values = tb.read_scalars(tmp_path / "e").set_index("tag")["value"]
-    assert values["loss"] == 0.25 and values["lr"] == pytest.approx(1e-3)
-
-
-@pytest.mark.parametrize("bad, error", [("high", TypeError), (torch.ones(3), ValueError)])
-def test_log_scalars_refuses_values_that_are_not_one_number(tmp_path, bad, error):
-    with tb.create_writer("e", "r", root=tmp_path) as writer:
-        with pytest.raises(error, match="'loss'"):
-            tb.log_scalars(writer, {"loss": bad}, 1)
-
-
 def test_log_histograms_writes_one_histogram_per_tensor_and_skips_missing_ones(tmp_path):
     model = tiny_classifier()
     with tb.create_writer("e", "r", root=tmp_path) as writer:
@@ -218,7 +218,8 @@ def test_log_histograms_writes_one_histogram_per_tensor_and_skips_missing_ones(t
     acc = load_run(writer.logdir)
     names = [name for name, _ in model.named_parameters()]
     assert count == len(names)
-    assert sorted(acc.Tags()["histograms"]) == sorted([f"weights/{n}" for n in names] + ["gradients/0.weight"])
+    expected = [f"weights/{n}" for n in names] + ["gradients/0.weight"]
+    assert sorted(acc.Tags()["histograms"]) == sorted(expected)
     weight = acc.Histograms("weights/2.weight")[0]
     assert weight.step == 3
     assert weight.histogram_value.num == model[2].weight.numel()
@@ -236,7 +237,7 @@ def test_histogram_callback_logs_the_last_steps_gradients_after_they_were_cleare
             last_grad = model[0].weight.grad.clone()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # as fit does: no .grad left at epoch end
-        callback(1, {"train_loss": loss.item()}, model)
+        callback.on_epoch_end(1, {"train_loss": loss.item()}, model)
         callback.remove()
     assert model[0].weight.grad is None
     logged = load_run(writer.logdir).Histograms("gradients/0.weight")
@@ -249,14 +250,53 @@ def test_histogram_callback_in_fit_logs_weights_and_gradients_every_n_epochs(tmp
     model, (train, val) = tiny_classifier(), tiny_loaders()
     with tb.create_writer("e", "r", root=tmp_path) as writer:
         callback = tb.HistogramCallback(writer, model, every=2)
-        fit(model, train, val, epochs=4, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-            metrics={"accuracy": ACCURACY}, writer=writer, callbacks=[callback])
-        callback.remove()
+        fit(
+            model,
+            train,
+            val,
+            epochs=4,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            metrics={"accuracy": ACCURACY},
+            callbacks=[TensorBoardCallback(writer), callback],
+        )
     acc = load_run(writer.logdir)
     tags = acc.Tags()["histograms"]
-    assert {"weights/0.weight", "gradients/0.weight", "weights/2.bias", "gradients/2.bias"} <= set(tags)
+    assert {"weights/0.weight", "gradients/0.weight", "weights/2.bias", "gradients/2.bias"} <= set(
+        tags
+    )
     for tag in tags:
         assert [h.step for h in acc.Histograms(tag)] == [2, 4]
+    assert "loss/val" in acc.Tags()["scalars"]  # the two callbacks share the writer
+
+
+def test_histogram_callback_detaches_its_hooks_when_fit_ends_and_reattaches_for_the_next(tmp_path):
+    model, (train, val) = tiny_classifier(), tiny_loaders()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with tb.create_writer("e", "r", root=tmp_path) as writer:
+        callback = tb.HistogramCallback(writer, model)
+        fit(
+            model,
+            train,
+            val,
+            epochs=1,
+            optimizer=optimizer,
+            metrics={"accuracy": ACCURACY},
+            callbacks=[callback],
+        )
+        model(torch.randn(2, 4)).sum().backward()  # after fit: no hook keeps this gradient
+        assert callback.last_gradients == {}
+        model.zero_grad(set_to_none=True)
+        fit(
+            model,
+            train,
+            val,
+            epochs=1,
+            optimizer=optimizer,
+            metrics={"accuracy": ACCURACY},
+            callbacks=[callback],
+        )  # the same callback again: epoch 1 of the second fit
+    logged = load_run(writer.logdir).Histograms("gradients/0.weight")
+    assert [h.step for h in logged] == [1, 1]
 
 
 def test_removing_the_histogram_callback_detaches_its_hooks():
@@ -288,22 +328,34 @@ def five_thumbnails():
 
 def test_log_embedding_writes_vectors_labels_and_a_square_sprite_for_the_projector(tmp_path):
     with tb.create_writer("e", "r", root=tmp_path) as writer:
-        folder = tb.log_embedding(writer, torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 2]), step=7,
-                                  tag="features", images=five_thumbnails(), label_names=["a", "b", "c"])
+        folder = tb.log_embedding(
+            writer,
+            torch.randn(5, 3),
+            torch.tensor([0, 1, 1, 0, 2]),
+            step=7,
+            tag="features",
+            images=five_thumbnails(),
+            label_names=["a", "b", "c"],
+        )
     assert folder == Path(writer.logdir) / "00007" / "features"
     assert (folder / "metadata.tsv").read_text().split() == ["a", "b", "b", "a", "c"]
     assert len((folder / "tensors.tsv").read_text().splitlines()) == 5
-    assert "00007/features/sprite.png" in (Path(writer.logdir) / "projector_config.pbtxt").read_text()
+    config = (Path(writer.logdir) / "projector_config.pbtxt").read_text()
+    assert "00007/features/sprite.png" in config
     sprite = np.asarray(Image.open(folder / "sprite.png"))
     # 5 thumbnails: 3 per row (ceil of sqrt 5), a 12x12 square, filled row by row
     assert sprite.shape == (12, 12, 3)
     for i in range(5):
         row, col = divmod(i, 3)
-        assert (sprite[4 * row:4 * row + 4, 4 * col:4 * col + 4] == round(255 * (i + 1) / 8)).all()
+        assert (
+            sprite[4 * row : 4 * row + 4, 4 * col : 4 * col + 4] == round(255 * (i + 1) / 8)
+        ).all()
     assert (sprite[4:8, 8:] == 0).all() and (sprite[8:] == 0).all(), "unused places are black"
 
 
-def test_log_embedding_replaces_the_sprite_tensorboardx_pads_with_uninitialised_memory(tmp_path, monkeypatch):
+def test_log_embedding_replaces_the_sprite_tensorboardx_pads_with_uninitialised_memory(
+    tmp_path, monkeypatch
+):
     import tensorboardX.writer
 
     def make_sprite_as_tensorboardx_sometimes_does(label_img, save_path):
@@ -312,24 +364,31 @@ def test_log_embedding_replaces_the_sprite_tensorboardx_pads_with_uninitialised_
         Image.fromarray(noise).save(Path(save_path) / "sprite.png")
         _ = np.float64(1e308) * 10  # the "overflow encountered in multiply" it then prints
 
-    monkeypatch.setattr(tensorboardX.writer, "make_sprite", make_sprite_as_tensorboardx_sometimes_does)
+    monkeypatch.setattr(
+        tensorboardX.writer, "make_sprite", make_sprite_as_tensorboardx_sometimes_does
+    )
     with tb.create_writer("e", "r", root=tmp_path) as writer, warnings.catch_warnings():
         warnings.simplefilter("error")
-        folder = tb.log_embedding(writer, torch.randn(5, 3), [0, 1, 1, 0, 2], step=0, tag="f",
-                                  images=five_thumbnails())
+        folder = tb.log_embedding(
+            writer, torch.randn(5, 3), [0, 1, 1, 0, 2], step=0, tag="f", images=five_thumbnails()
+        )
     assert (np.asarray(Image.open(folder / "sprite.png"))[8:] == 0).all()
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"labels": [0, 1]}, "5 vectors but 2 labels"),
-    ({"features": torch.randn(5)}, "must be \\(N, D\\)"),
-    ({"images": torch.rand(5, 1, 4, 3)}, "square thumbnails"),
-    ({"images": torch.rand(4, 1, 4, 4)}, "N = 5"),
-    ({"images": 255 * torch.rand(5, 3, 4, 4)}, "values in \\[0, 1\\]"),
-    ({"tag": "test/features"}, "becomes a folder name"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"labels": [0, 1]}, "5 vectors but 2 labels"),
+        ({"features": torch.randn(5)}, "must be \\(N, D\\)"),
+        ({"images": torch.rand(5, 1, 4, 3)}, "square thumbnails"),
+        ({"images": torch.rand(4, 1, 4, 4)}, "N = 5"),
+        ({"images": 255 * torch.rand(5, 3, 4, 4)}, "values in \\[0, 1\\]"),
+        ({"tag": "test/features"}, "becomes a folder name"),
+    ],
+)
 def test_log_embedding_says_what_is_wrong_with_its_input(tmp_path, kwargs, error):
-    args = {"features": torch.randn(5, 3), "labels": [0, 1, 1, 0, 2], "step": 0, "tag": "f"} | kwargs
+    args = {"features": torch.randn(5, 3), "labels": [0, 1, 1, 0, 2], "step": 0, "tag": "f"}
+    args |= kwargs
     with tb.create_writer("e", "r", root=tmp_path) as writer:
         with pytest.raises(ValueError, match=error):
             tb.log_embedding(writer, **args)
@@ -345,9 +404,13 @@ def test_log_embedding_refuses_to_log_twice_under_one_step_and_tag(tmp_path):
 
 def test_log_hparams_writes_a_session_for_the_hparams_tab_and_metric_scalars(tmp_path):
     with tb.create_writer("sweep", "lr_0.01", root=tmp_path) as writer:
-        tb.log_scalars(writer, {"loss/val": 0.5}, 3)
-        tb.log_hparams(writer, {"lr": 0.01, "optimizer": "adam", "augment": True},
-                       {"val_loss": 0.5, "val_accuracy": torch.tensor(0.875)}, step=3)
+        writer.add_scalar("loss/val", 0.5, 3)
+        tb.log_hparams(
+            writer,
+            {"lr": 0.01, "optimizer": "adam", "augment": True},
+            {"val_loss": 0.5, "val_accuracy": torch.tensor(0.875)},
+            step=3,
+        )
     df = tb.read_scalars(tmp_path / "sweep")
     assert set(df["run"]) == {"lr_0.01"}  # in the run itself, not in a sub-run
     metrics = df[df["tag"].str.startswith("hparam/")].set_index("tag")
@@ -368,10 +431,13 @@ def test_log_hparams_on_a_closed_writer_says_to_log_before_closing(tmp_path):
         tb.log_hparams(writer, {"lr": 0.1}, {"val_loss": 0.2})
 
 
-@pytest.mark.parametrize("hparams, metrics, error", [
-    ({"layers": [1, 2]}, {"val_loss": 0.1}, TypeError),
-    ({"lr": 0.1}, {}, ValueError),
-])
+@pytest.mark.parametrize(
+    "hparams, metrics, error",
+    [
+        ({"layers": [1, 2]}, {"val_loss": 0.1}, TypeError),
+        ({"lr": 0.1}, {}, ValueError),
+    ],
+)
 def test_log_hparams_refuses_values_tensorboard_cannot_store(tmp_path, hparams, metrics, error):
     with tb.create_writer("e", "r", root=tmp_path) as writer:
         with pytest.raises(error):
