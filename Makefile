@@ -17,7 +17,6 @@ LOCK_PYTHON := 3.11
 # Quiet, offline, reproducible notebook runs: no progress bars, no Hub downloads.
 export COURSE_QUIET = 1
 export HF_HUB_OFFLINE = 1
-export TOKENIZERS_PARALLELISM = false
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout 1800
 
@@ -43,12 +42,18 @@ RUN_NBVAL := COURSE_DEVICE=cpu "$(PY)" -m pytest $(NBVAL) -p no:cacheprovider
 # Jupyter refuses to start as root (a Docker container, a cloud VM) unless it is told it may.
 ALLOW_ROOT = $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: lab test test-helpers test-notebooks test-portable run install lock stamp bench clean
+.PHONY: lab test lint test-helpers test-notebooks test-portable run install lock stamp bench clean
 
 lab: $(READY)
 	"$(VENV)/bin/jupyter" lab $(ALLOW_ROOT) notebooks/
 
-test: test-helpers test-notebooks
+test: lint test-helpers test-notebooks
+
+# The linter and the formatter, with the settings in pyproject.toml ([tool.ruff]).
+# `"$(VENV)/bin/ruff" format .` applies the formatting, `ruff check --fix .` the safe fixes.
+lint: $(READY)
+	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/ruff" format --check .
 
 test-helpers: $(READY)
 	"$(PY)" -m pytest tests

@@ -14,4 +14,3 @@ __version__ = "0.1.0"
 
 #: The course checkout this package was installed from (``pip install -e .``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-

@@ -3,7 +3,7 @@
 The reviews were written for this course and live, by genre, in ``data/sentiment/raw/*.tsv``
 (``label<TAB>text``). This script is the only way the split files are made::
 
-    python scripts/build_sentiment_splits.py          # writes data/sentiment/{train,validation,test}.csv
+    python scripts/build_sentiment_splits.py   # writes data/sentiment/{train,validation,test}.csv
 
 It normalises whitespace, drops exact and near duplicates (so that no review has a twin in
 another split), and makes a stratified 70/15/15 split with a fixed seed. Reviews written after
@@ -22,7 +22,6 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
@@ -38,13 +37,19 @@ TRAIN_ONLY = "train_only"
 
 
 def read_raw(folder: Path) -> pd.DataFrame:
-    """All ``*.tsv`` files of ``folder`` as one DataFrame (text, label, source), whitespace normalised."""
+    """All ``*.tsv`` files of ``folder`` as one DataFrame (text, label, source), whitespace
+    normalised."""
     frames = []
     for path in sorted(folder.glob("*.tsv")):
-        frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(
+            path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False
+        )
         bad = frame[~frame["label"].isin(["negative", "positive"])]
         if len(bad):
-            raise ValueError(f"{path.name}: unknown label {bad['label'].iloc[0]!r} on data row {bad.index[0] + 1}")
+            raise ValueError(
+                f"{path.name}: unknown label {bad['label'].iloc[0]!r} "
+                f"on data row {bad.index[0] + 1}"
+            )
         frame["source"] = path.stem
         frames.append(frame)
     if not frames:
@@ -54,9 +59,14 @@ def read_raw(folder: Path) -> pd.DataFrame:
     return data
 
 
-def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE_COSINE) -> list[tuple[int, int]]:
-    """Index pairs ``(i, j)``, ``i < j``, of texts at least ``threshold`` similar (character 3-5 grams)."""
-    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).fit_transform(texts)
+def near_duplicate_pairs(
+    texts: list[str], threshold: float = NEAR_DUPLICATE_COSINE
+) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, of texts at least ``threshold`` similar (character
+    3-5 grams)."""
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).fit_transform(
+        texts
+    )
     sim = (vectors @ vectors.T).tocoo()  # nearly dense: filter with numpy, not a Python loop
     keep = (sim.row < sim.col) & (sim.data >= threshold)
     return sorted(zip(sim.row[keep].tolist(), sim.col[keep].tolist()))
@@ -82,8 +92,12 @@ def new_reviews(extra: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
 
 def split(data: pd.DataFrame, seed: int = SEED) -> dict[str, pd.DataFrame]:
     """Stratified (by label) 70/15/15 split with a fixed seed."""
-    train, rest = train_test_split(data, train_size=FRACTIONS["train"], stratify=data["label"], random_state=seed)
-    validation, test = train_test_split(rest, test_size=0.5, stratify=rest["label"], random_state=seed)
+    train, rest = train_test_split(
+        data, train_size=FRACTIONS["train"], stratify=data["label"], random_state=seed
+    )
+    validation, test = train_test_split(
+        rest, test_size=0.5, stratify=rest["label"], random_state=seed
+    )
     return {"train": train, "validation": validation, "test": test}
 
 

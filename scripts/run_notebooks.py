@@ -24,8 +24,7 @@ NOTEBOOKS = ROOT / "notebooks"
 
 #: The same quiet, offline settings as ``make test``: no progress bars, no Hub downloads, and the
 #: CPU (the saved outputs that nbval compares with come from a CPU run).
-QUIET_ENV = {"COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-             "COURSE_DEVICE": "cpu"}
+QUIET_ENV = {"COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1", "COURSE_DEVICE": "cpu"}
 
 
 def select(patterns: list[str]) -> list[Path]:
@@ -41,8 +40,13 @@ def select(patterns: list[str]) -> list[Path]:
 def execute(path: Path, out_path: Path, timeout: int) -> tuple[str, float]:
     """Run one notebook with its own folder as working directory; save it to ``out_path``."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     start = time.perf_counter()
     status = "ok"
     try:
@@ -62,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="number prefixes, e.g. 03 04 (default: all)")
     parser.add_argument("--inplace", action="store_true", help="save outputs into notebooks/")
-    parser.add_argument("--out", type=Path, default=ROOT / "build", help="folder for executed copies")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "build", help="folder for executed copies"
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     args = parser.parse_args(argv)
     os.environ.update(QUIET_ENV)

@@ -72,7 +72,7 @@ def problems(path: Path) -> list[str]:
     found = []
     if not nb.cells or nb.cells[0].cell_type != "markdown":
         return [f"{path.name}: the first cell must be the Markdown title cell"]
-    badges = [l for l in nb.cells[0].source.splitlines() if l.startswith(BADGE_PREFIX)]
+    badges = [ln for ln in nb.cells[0].source.splitlines() if ln.startswith(BADGE_PREFIX)]
     if badges != [badge_line(path.name)]:
         found.append(f"{path.name}: Colab badge missing or out of date")
     i = _setup_index(nb)
@@ -88,7 +88,7 @@ def stamp(path: Path) -> bool:
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)
     title = nb.cells[0]
-    lines = [l for l in title.source.splitlines() if not l.startswith(BADGE_PREFIX)]
+    lines = [ln for ln in title.source.splitlines() if not ln.startswith(BADGE_PREFIX)]
     rest = lines[1:]
     while rest and not rest[0].strip():
         rest.pop(0)

@@ -6,7 +6,8 @@ a tiny, randomly initialised, seeded encoder: 2 layers of width 32, about 1M par
 all of them the token embeddings. Tests of the code *around* the encoder (loaders, optimiser
 groups, freezing, saving, predict_sentiment, the fine-tuning script) prove the same thing with it
 as with the 22.7M-parameter encoder, in a fraction of the time. The shipped encoder itself is
-loaded once per session, by tests/test_bert.py::test_the_shipped_encoder_loads_offline_and_classifies.
+loaded once per session, by
+tests/test_bert.py::test_the_shipped_encoder_loads_offline_and_classifies.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 #: BERT's own initializer_range is 0.02; at that scale a random encoder gives every text the same
 #: score to within 1e-4, and the tests that compare probabilities could not tell texts apart.
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "intermediate_size": 64, "initializer_range": 0.2}
+TINY_BERT = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "initializer_range": 0.2,
+}
 
 
 @pytest.fixture(scope="session")

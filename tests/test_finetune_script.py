@@ -26,15 +26,28 @@ TINY = ["--limit", "32", "--epochs", "1", "--max-length", "32", "--batch-size", 
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "COURSE_QUIET": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "COURSE_QUIET": "1"}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_bert_dir):
     out = tmp_path_factory.mktemp("finetune") / "model"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(out), *TINY,
-                           "--model", str(tiny_bert_dir)],
-                          capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--output-dir",
+            str(out),
+            *TINY,
+            "--model",
+            str(tiny_bert_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -95,8 +108,9 @@ def test_without_model_the_offline_path_fine_tunes_the_shipped_encoder(tmp_path,
     assert asked == [str(offline_model_path())]
 
 
-@pytest.mark.parametrize("bad", [["--limit", "0"], ["--epochs", "0"], ["--max-length", "4"],
-                                 ["--lr", "-1"]])
+@pytest.mark.parametrize(
+    "bad", [["--limit", "0"], ["--epochs", "0"], ["--max-length", "4"], ["--lr", "-1"]]
+)
 def test_bad_arguments_are_refused_with_a_message(bad, capsys):
     script = _load_script()
     with pytest.raises(SystemExit) as exit_info:

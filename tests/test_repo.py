@@ -24,7 +24,7 @@ MAKEFILE = (ROOT / "Makefile").read_text()
 
 def pinned_requirements() -> dict[str, Requirement]:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    reqs = [Requirement(l) for l in lines if l.strip() and not l.startswith("#")]
+    reqs = [Requirement(ln) for ln in lines if ln.strip() and not ln.startswith("#")]
     return {r.name.lower(): r for r in reqs}
 
 
@@ -33,8 +33,11 @@ def locked_entries() -> list[tuple[Requirement, str]]:
     (the line and its --hash continuation lines)."""
     text = (ROOT / "requirements.lock").read_text()
     entries = re.split(r"\n(?=[^\s#])", text)
-    return [(Requirement(e.split("\n", 1)[0].removesuffix("\\").strip()), e)
-            for e in entries if not e.startswith("#")]
+    return [
+        (Requirement(e.split("\n", 1)[0].removesuffix("\\").strip()), e)
+        for e in entries
+        if not e.startswith("#")
+    ]
 
 
 def test_environment_yml_installs_exactly_the_lock_with_the_locks_python():
@@ -89,8 +92,9 @@ def test_package_metadata_has_loose_lower_bounds_within_the_pinned_ranges():
         ops = {spec.operator for spec in req.specifier}
         assert ops == {">="}, f"{line}: package metadata must only give a lower bound (Colab)"
         lower = Version(next(iter(req.specifier)).version)
-        pinned_lower = min(Version(s.version) for s in pinned[req.name.lower()].specifier
-                           if s.operator == ">=")
+        pinned_lower = min(
+            Version(s.version) for s in pinned[req.name.lower()].specifier if s.operator == ">="
+        )
         assert lower <= pinned_lower, f"{line} is stricter than requirements.txt"
 
 
@@ -159,8 +163,12 @@ def test_ci_compares_the_notebooks_under_foreign_numeric_profiles():
     profiles = dict(re.findall(r"^PROFILE_(\w+)\s*:=(.*)$", makefile, flags=re.M))
     assert set(profiles) >= {"native", "avx", "avx2"}
     for name, settings in profiles.items():
-        for variable in ("ATEN_CPU_CAPABILITY=", "ONEDNN_MAX_CPU_ISA=", "MKL_CBWR=",
-                         "OMP_NUM_THREADS="):
+        for variable in (
+            "ATEN_CPU_CAPABILITY=",
+            "ONEDNN_MAX_CPU_ISA=",
+            "MKL_CBWR=",
+            "OMP_NUM_THREADS=",
+        ):
             assert (variable in settings) == (name != "native"), f"PROFILE_{name}: {variable}"
 
 
@@ -172,8 +180,9 @@ def test_every_nbval_marker_is_one_nbval_recognises(path):
 
     nb = nbformat.read(path, as_version=4)
     for cell in (c for c in nb.cells if c.cell_type == "code"):
-        written = [l for l in cell.source.splitlines() if re.match(r"\s*#.*NBVAL_", l)]
+        written = [ln for ln in cell.source.splitlines() if re.match(r"\s*#.*NBVAL_", ln)]
         obeyed = list(find_comment_markers(cell.source))
         assert len(obeyed) == len(written), (
             f"nbval ignores {written!r}: write the marker alone on its line, "
-            f"one of {sorted(comment_markers)}")
+            f"one of {sorted(comment_markers)}"
+        )

@@ -41,8 +41,12 @@ FIGURE = re.compile(r"\d+(?:\.\d+)?%|\d+\.\d{2,}")
 def code_of(cell) -> str:
     """A cell's source without IPython magics and shell lines, so that ``ast`` can parse it."""
     lines = cell.source.splitlines()
-    return "\n".join(line[: len(line) - len(line.lstrip())] + "pass"
-                     if line.lstrip().startswith(("%", "!")) else line for line in lines)
+    return "\n".join(
+        line[: len(line) - len(line.lstrip())] + "pass"
+        if line.lstrip().startswith(("%", "!"))
+        else line
+        for line in lines
+    )
 
 
 def called_names(node: ast.AST) -> set[str]:
@@ -55,8 +59,11 @@ def called_names(node: ast.AST) -> set[str]:
         elif isinstance(func, ast.Attribute):
             names.add(func.attr)
             owner = func.value
-            if (func.attr in TRAINER_METHODS and isinstance(owner, ast.Name)
-                    and owner.id.lower().endswith("trainer")):
+            if (
+                func.attr in TRAINER_METHODS
+                and isinstance(owner, ast.Name)
+                and owner.id.lower().endswith("trainer")
+            ):
                 names.add("trainer." + func.attr)
     return names
 
@@ -79,8 +86,11 @@ def training_functions(trees: list[ast.Module]) -> set[str]:
 
 def top_level(tree: ast.Module) -> list[ast.stmt]:
     """The statements a cell runs: function and class bodies only run when called."""
-    return [s for s in tree.body
-            if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    return [
+        s
+        for s in tree.body
+        if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
 
 
 def top_level_calls(tree: ast.Module) -> set[str]:
@@ -90,8 +100,12 @@ def top_level_calls(tree: ast.Module) -> set[str]:
 
 def names_read(tree: ast.Module) -> set[str]:
     """Variables the cell's running code reads."""
-    return {n.id for stmt in top_level(tree) for n in ast.walk(stmt)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return {
+        n.id
+        for stmt in top_level(tree)
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
 
 
 def names_written(tree: ast.Module, trains: set[str]) -> set[str]:
@@ -125,8 +139,10 @@ def compared_text(cell) -> str:
 
 
 def is_ignored(cell) -> bool:
-    return any(line.strip() in ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
-               for line in cell.source.splitlines())
+    return any(
+        line.strip() in ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
+        for line in cell.source.splitlines()
+    )
 
 
 def compared_training_figures(path: Path) -> list[str]:
@@ -144,20 +160,24 @@ def compared_training_figures(path: Path) -> list[str]:
             trained |= names_written(tree, trains)
         figures = FIGURE.findall(compared_text(cell))
         if reasons and figures and not is_ignored(cell):
-            problems.append(f"Cell {index} ({', '.join(sorted(reasons)[:4])}) prints "
-                            f"{len(figures)} figures, e.g. {figures[:3]}")
+            problems.append(
+                f"Cell {index} ({', '.join(sorted(reasons)[:4])}) prints "
+                f"{len(figures)} figures, e.g. {figures[:3]}"
+            )
     return problems
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in CONVEX_NOTEBOOKS],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.name not in CONVEX_NOTEBOOKS], ids=lambda p: p.name
+)
 def test_no_compared_output_of_a_training_cell_prints_a_measured_figure(path):
     problems = compared_training_figures(path)
     assert not problems, (
         "These cells train or evaluate a model and their compared output prints measured "
         "figures, which change on another CPU:\n  " + "\n  ".join(problems) + "\nShow the figures "
         "in a cell marked '# NBVAL_IGNORE_OUTPUT' and assert them, with a tolerance, in the next "
-        "cell (CONTRIBUTING.md, 'Outputs that hold on every machine').")
+        "cell (CONTRIBUTING.md, 'Outputs that hold on every machine')."
+    )
 
 
 def test_the_guard_finds_a_compared_training_figure(tmp_path):
