@@ -45,12 +45,20 @@ def build(args):
     teacher = torch.randn(args.features, args.classes, generator=g)
     y = (x @ teacher).argmax(1)
     split = int(0.8 * n)
-    train = DataLoader(TensorDataset(x[:split], y[:split]), batch_size=args.batch_size,
-                       shuffle=True, generator=make_generator(args.seed))
+    train = DataLoader(
+        TensorDataset(x[:split], y[:split]),
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=make_generator(args.seed),
+    )
     val = DataLoader(TensorDataset(x[split:], y[split:]), batch_size=256)
-    model = nn.Sequential(nn.Linear(args.features, args.hidden), nn.ReLU(),
-                          nn.Linear(args.hidden, args.hidden), nn.ReLU(),
-                          nn.Linear(args.hidden, args.classes))
+    model = nn.Sequential(
+        nn.Linear(args.features, args.hidden),
+        nn.ReLU(),
+        nn.Linear(args.hidden, args.hidden),
+        nn.ReLU(),
+        nn.Linear(args.hidden, args.classes),
+    )
     return model, train, val, split
 
 
@@ -89,10 +97,9 @@ def bare_loop(model, train, val, optimizer, loss_fn, epochs, device):
 
 
 def _setup(args):
+    import sklearn.metrics  # noqa: F401  (fit's metrics need it: import it for both loops)
     import torch
     from torch import nn
-
-    import sklearn.metrics  # noqa: F401  (fit's metrics need it: import it for both loops)
 
     from helpers.device import get_device
 
@@ -110,8 +117,9 @@ def one_epoch(variant, model, train, val, optimizer, loss_fn, device) -> None:
     from helpers.train import fit
 
     if variant == "fit":
-        fit(model, train, val, epochs=1, optimizer=optimizer, loss_fn=loss_fn,
-            metrics=("accuracy",), progress=False)
+        fit(
+            model, train, val, epochs=1, optimizer=optimizer, loss_fn=loss_fn, metrics=("accuracy",)
+        )
     else:
         bare_loop(model, train, val, optimizer, loss_fn, 1, device)
 
@@ -134,10 +142,14 @@ def time_interleaved(args) -> dict:
     timed("fit"), timed("bare")  # warm-up: first-call costs (allocations, kernels) not measured
     seconds: dict[str, list[float]] = {"fit": [], "bare": []}
     for i in range(args.rounds):
-        for variant in (("fit", "bare") if i % 2 == 0 else ("bare", "fit")):
+        for variant in ("fit", "bare") if i % 2 == 0 else ("bare", "fit"):
             seconds[variant].append(timed(variant))
-    return {"seconds": seconds, "n_train": n_train, "device": device.type,
-            "threads": torch.get_num_threads()}
+    return {
+        "seconds": seconds,
+        "n_train": n_train,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def peak_memory_worker(args) -> None:
@@ -157,8 +169,13 @@ def peak_memory_worker(args) -> None:
 
 def measure_memory(variant: str, argv: list[str]) -> float:
     env = {**os.environ, "COURSE_QUIET": "1"}
-    done = subprocess.run([sys.executable, __file__, "--worker", variant, *argv], env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", variant, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"the {variant} worker failed:\n{done.stdout}{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"]
@@ -185,20 +202,29 @@ def main(argv: list[str] | None = None) -> int:
     peaks = {variant: measure_memory(variant, forwarded) for variant in ("bare", "fit")}
     run = time_interleaved(args)
     seconds, n_train = run["seconds"], run["n_train"]
-    print(f"{args.rounds} interleaved epochs per loop; {n_train} training samples, batch "
-          f"{args.batch_size}, MLP {args.features}-{args.hidden}-{args.hidden}-{args.classes}, "
-          f"device {run['device']}, {run['threads']} threads")
+    print(
+        f"{args.rounds} interleaved epochs per loop; {n_train} training samples, batch "
+        f"{args.batch_size}, MLP {args.features}-{args.hidden}-{args.hidden}-{args.classes}, "
+        f"device {run['device']}, {run['threads']} threads"
+    )
     memory = "peak GPU MiB" if run["device"] == "cuda" else "peak RSS MiB"
-    print(f"{'loop':<6} {'samples/s (median epoch)':>25} {'samples/s (fastest epoch)':>26} {memory:>13}")
+    print(
+        f"{'loop':<6} {'samples/s (median epoch)':>25} {'samples/s (fastest epoch)':>26} "
+        f"{memory:>13}"
+    )
     for variant in ("bare", "fit"):
-        print(f"{variant:<6} {n_train / statistics.median(seconds[variant]):>25,.0f} "
-              f"{n_train / min(seconds[variant]):>26,.0f} {peaks[variant]:>13,.1f}")
+        print(
+            f"{variant:<6} {n_train / statistics.median(seconds[variant]):>25,.0f} "
+            f"{n_train / min(seconds[variant]):>26,.0f} {peaks[variant]:>13,.1f}"
+        )
     ratio = statistics.median(seconds["fit"]) / statistics.median(seconds["bare"])
     overhead = ratio - 1
     verdict = "within" if overhead <= TARGET_OVERHEAD else "ABOVE"
-    print(f"\nfit / bare time, median epochs: {ratio:.3f} (overhead {overhead:+.1%}; {verdict} the "
-          f"{TARGET_OVERHEAD:.0%} target); fastest epochs: "
-          f"{min(seconds['fit']) / min(seconds['bare']):.3f}")
+    print(
+        f"\nfit / bare time, median epochs: {ratio:.3f} (overhead {overhead:+.1%}; {verdict} the "
+        f"{TARGET_OVERHEAD:.0%} target); fastest epochs: "
+        f"{min(seconds['fit']) / min(seconds['bare']):.3f}"
+    )
     return 0
 
 

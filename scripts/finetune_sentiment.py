@@ -3,7 +3,8 @@
 The same fine-tune as notebook 06, from the command line::
 
     python scripts/finetune_sentiment.py --output-dir artifacts/sentiment-model
-    python scripts/finetune_sentiment.py --output-dir /tmp/tiny --limit 32 --epochs 1 --max-length 32
+    python scripts/finetune_sentiment.py --output-dir /tmp/tiny --limit 32 --epochs 1 \
+        --max-length 32
     torchrun --nproc_per_node 2 scripts/finetune_sentiment.py --output-dir artifacts/ddp-model
 
 ``--mode auto`` (the default) takes the full path (bert-base-uncased on SST-2, mixed precision)
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
@@ -30,18 +30,28 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a clone without install
+import torch
+from torch.nn.parallel import DistributedDataParallel
 
-import torch  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel  # noqa: E402
-
-from helpers.bert import (choose_setup, load_model_and_tokenizer, load_splits,  # noqa: E402
-                          make_optimizer, make_scheduler, make_sentiment_loaders)
-from helpers.device import seed_everything  # noqa: E402
-from helpers.tb import create_writer  # noqa: E402
-from helpers.train import (cleanup_distributed, evaluate, fit, is_main_process,  # noqa: E402
-                           is_quiet, setup_distributed)
+from helpers.bert import (
+    choose_setup,
+    load_model_and_tokenizer,
+    load_splits,
+    make_optimizer,
+    make_scheduler,
+    make_sentiment_loaders,
+)
+from helpers.device import seed_everything
+from helpers.tb import create_writer
+from helpers.train import (
+    TensorBoardCallback,
+    cleanup_distributed,
+    evaluate,
+    fit,
+    is_main_process,
+    is_quiet,
+    setup_distributed,
+)
 
 
 class _TimedLoader:
@@ -62,30 +72,64 @@ class _TimedLoader:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", required=True, type=Path,
-                        help="folder for the fine-tuned model and tokenizer (created if needed)")
-    parser.add_argument("--mode", choices=("auto", "offline", "full"), default="auto",
-                        help="auto: full path when a CUDA GPU and the Hub are reachable (default)")
-    parser.add_argument("--model", default=None,
-                        help="model folder or Hub name (default: the chosen path's model)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the path's (offline 5, full 2)")
+    parser.add_argument(
+        "--output-dir",
+        required=True,
+        type=Path,
+        help="folder for the fine-tuned model and tokenizer (created if needed)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "offline", "full"),
+        default="auto",
+        help="auto: full path when a CUDA GPU and the Hub are reachable (default)",
+    )
+    parser.add_argument(
+        "--model", default=None, help="model folder or Hub name (default: the chosen path's model)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the path's (offline 5, full 2)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="per process (default 32)")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="tokens per text, [CLS] and [SEP] included (offline default 96)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per text, [CLS] and [SEP] included (offline default 96)",
+    )
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (offline 1e-4)")
-    parser.add_argument("--head-lr-scale", type=float, default=None,
-                        help="learning-rate multiplier of the head and pooler (offline 10)")
-    parser.add_argument("--label-smoothing", type=float, default=None,
-                        help="label smoothing of the cross-entropy loss (offline 0.1)")
+    parser.add_argument(
+        "--head-lr-scale",
+        type=float,
+        default=None,
+        help="learning-rate multiplier of the head and pooler (offline 10)",
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="label smoothing of the cross-entropy loss (offline 0.1)",
+    )
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--limit", type=int, default=None,
-                        help="use only the first N texts of every split (tiny test runs)")
-    parser.add_argument("--no-bucketing", action="store_true",
-                        help="random batches (still padded per batch) instead of length buckets")
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="tensorboardX folder (default: <output-dir>/logs)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N texts of every split (tiny test runs)",
+    )
+    parser.add_argument(
+        "--no-bucketing",
+        action="store_true",
+        help="random batches (still padded per batch) instead of length buckets",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="tensorboardX folder (default: <output-dir>/logs)",
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "max_length", "limit"):
         value = getattr(args, name)
@@ -126,29 +170,51 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     model, tokenizer, _ = load_model_and_tokenizer(model_name)
     frames = load_splits(setup.dataset, limit=args.limit)
-    loaders = make_sentiment_loaders(tokenizer, frames, batch_size=batch_size,
-                                     max_length=max_length, bucketing=not args.no_bucketing,
-                                     seed=args.seed, num_replicas=world_size, rank=rank)
+    loaders = make_sentiment_loaders(
+        tokenizer,
+        frames,
+        batch_size=batch_size,
+        max_length=max_length,
+        bucketing=not args.no_bucketing,
+        seed=args.seed,
+        num_replicas=world_size,
+        rank=rank,
+    )
     model.to(device)
-    train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                          else None) if world_size > 1 else model
-    optimizer = make_optimizer(model, lr=lr, weight_decay=args.weight_decay,
-                               head_lr_scale=head_lr_scale)
+    train_model = model
+    if world_size > 1:
+        device_ids = [device.index] if device.type == "cuda" else None
+        train_model = DistributedDataParallel(model, device_ids=device_ids)
+    optimizer = make_optimizer(
+        model, lr=lr, weight_decay=args.weight_decay, head_lr_scale=head_lr_scale
+    )
     scheduler = make_scheduler(optimizer, epochs * len(loaders["train"]), args.warmup_ratio)
     writer = None
     if is_main_process():  # runs/<experiment>/<run> layout of helpers.tb, under the log folder
         writer = create_writer("finetune_sentiment", root=args.log_dir or args.output_dir / "logs")
     validation = _TimedLoader(loaders["validation"])
-    _say(f"fine-tuning {args.model or setup.model_title} on {len(frames['train'])} texts for {epochs} "
-         f"epoch(s), batch {batch_size} x {world_size} process(es)")
+    _say(
+        f"fine-tuning {args.model or setup.model_title} on {len(frames['train'])} texts for "
+        f"{epochs} epoch(s), batch {batch_size} x {world_size} process(es)"
+    )
     fit_start = time.perf_counter()
-    history = fit(train_model, loaders["train"], validation, epochs=epochs, optimizer=optimizer,
-                  scheduler=scheduler, amp=setup.amp, device=device, writer=writer,
-                  metrics=("accuracy", "f1"),
-                  loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=smoothing))
+    history = fit(
+        train_model,
+        loaders["train"],
+        validation,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scheduler_step="batch",
+        amp=setup.amp,
+        metrics=("accuracy", "f1"),
+        loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=smoothing),
+        callbacks=[TensorBoardCallback(writer)] if writer is not None else [],
+    )
     train_seconds = time.perf_counter() - fit_start - validation.seconds
-    test = evaluate(model, loaders["test"], device=device, metrics=("accuracy", "f1"),
-                    amp=setup.amp, name="test_loader")
+    test = evaluate(
+        model, loaders["test"], metrics=("accuracy", "f1"), amp=setup.amp, name="test_loader"
+    )
     if writer is not None:
         writer.add_scalar("accuracy/test", test["accuracy"], epochs)
         writer.close()
@@ -156,8 +222,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(args.output_dir)
         tokenizer.save_pretrained(args.output_dir)
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     n_train = len(frames["train"])
     result = {
         "path": setup.path,
