@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import sklearn.metrics  # noqa: F401  (fit's metrics use it: import it before the timer starts)
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -42,9 +43,8 @@ from helpers.bert import (
     make_sentiment_loaders,
 )
 from helpers.device import seed_everything
-from helpers.tb import create_writer
+from helpers.tb import TensorBoardCallback, create_writer
 from helpers.train import (
-    TensorBoardCallback,
     cleanup_distributed,
     evaluate,
     fit,

@@ -32,8 +32,8 @@ from helpers.data import (
     pad_collate,
 )
 from helpers.device import make_generator, seed_everything
+from helpers.tb import TensorBoardCallback
 from helpers.train import (
-    TensorBoardCallback,
     cleanup_distributed,
     distributed_loader,
     evaluate,

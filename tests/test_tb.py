@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import tb
 from helpers.device import make_generator
-from helpers.train import TensorBoardCallback, fit
+from helpers.tb import TensorBoardCallback
+from helpers.train import fit
 
 
 @pytest.fixture(autouse=True)

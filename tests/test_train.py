@@ -17,12 +17,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import train as tr
 from helpers.device import make_generator, seed_everything
+from helpers.tb import TensorBoardCallback
 from helpers.train import (
     Callback,
     EarlyStopping,
     LivePlot,
     ProgressBar,
-    TensorBoardCallback,
     evaluate,
     fit,
     load_checkpoint,

@@ -2,18 +2,19 @@
 
 - ``writing``: :func:`create_writer` (one run folder per writer), :func:`log_histograms`,
   :func:`log_confusion_matrix`, :func:`log_embedding` (the Projector tab), :func:`log_hparams`;
-- ``callback``: :class:`HistogramCallback`, weight and gradient histograms during ``fit``;
+- ``callback``: the ``fit`` callbacks :class:`TensorBoardCallback` (losses, metrics, learning
+  rate) and :class:`HistogramCallback` (weight and gradient histograms);
 - ``reading``: :func:`read_scalars` (every scalar as one DataFrame), :func:`smooth`,
   :func:`plot_scalars`.
 
 Every run is written to ``runs/<experiment>/<run>``, the layout TensorBoard understands:
 ``tensorboard --logdir runs/<experiment>`` shows the runs of one experiment side by side, and
 :func:`read_scalars` returns every scalar of every run under a folder as one DataFrame, so the
-curves can be compared, asserted and plotted in Python as well. The losses, metrics and
-learning rate of ``fit`` are logged by ``helpers.train.TensorBoardCallback``. Typical use::
+curves can be compared, asserted and plotted in Python as well. Typical use::
 
-    from helpers.tb import HistogramCallback, create_writer, log_hparams, read_scalars, plot_scalars
-    from helpers.train import TensorBoardCallback, fit
+    from helpers.tb import (HistogramCallback, TensorBoardCallback, create_writer, log_hparams,
+                            plot_scalars, read_scalars)
+    from helpers.train import fit
     with create_writer("digits", "lr_0.01") as writer:        # flushed and closed at the end
         history = fit(model, train_loader, val_loader, epochs=5, optimizer=optimizer,
                       callbacks=[TensorBoardCallback(writer), HistogramCallback(writer, model)])
@@ -27,7 +28,7 @@ relative to the folder that was read (``"."`` for that folder itself). ``writer.
 ``lr_0.01/loss/train`` and ``lr_0.01/loss/val``, both with the tag ``loss``.
 """
 
-from helpers.tb.callback import HistogramCallback
+from helpers.tb.callback import HistogramCallback, TensorBoardCallback
 from helpers.tb.reading import SCALAR_COLUMNS, plot_scalars, read_scalars, smooth
 from helpers.tb.writing import (
     create_writer,
@@ -44,6 +45,7 @@ __all__ = [
     "log_confusion_matrix",
     "log_embedding",
     "log_hparams",
+    "TensorBoardCallback",
     "HistogramCallback",
     "read_scalars",
     "smooth",

@@ -1,9 +1,11 @@
-"""A ``fit`` callback that logs histograms of the weights and gradients every few epochs."""
+"""The ``fit`` callbacks that log to TensorBoard: the losses, metrics and learning rate
+(``TensorBoardCallback``), and histograms of the weights and gradients (``HistogramCallback``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import torch
 from tensorboardX import SummaryWriter
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
@@ -11,7 +13,42 @@ from torch.utils.hooks import RemovableHandle
 from helpers.tb.writing import log_histograms
 from helpers.train.callbacks import Callback
 
-__all__ = ["HistogramCallback"]
+__all__ = ["TensorBoardCallback", "HistogramCallback"]
+
+
+class TensorBoardCallback(Callback):
+    """Log ``fit`` to a tensorboardX ``SummaryWriter`` under the course's tags: ``loss/train_step``
+    for every optimiser step, ``<quantity>/train`` and ``<quantity>/val`` for every epoch
+    (``loss/val``, ``accuracy/train``, ...) and ``lr``. The step losses are kept on the device
+    and read once per epoch.
+
+    Example::
+
+        writer = create_writer("mlp", "baseline")
+        fit(model, train_loader, val_loader, epochs=5, optimizer=optimizer,
+            callbacks=[TensorBoardCallback(writer)])
+    """
+
+    def __init__(self, writer: SummaryWriter) -> None:
+        self.writer = writer
+        self._steps: list[int] = []
+        self._losses: list[Tensor] = []
+
+    def on_step_end(self, step: int, loss: Tensor) -> None:
+        self._steps.append(step)
+        self._losses.append(loss)
+
+    def on_epoch_end(self, epoch: int, row: Mapping[str, float], model: nn.Module) -> None:
+        if self._losses:
+            for step, value in zip(self._steps, torch.stack(self._losses).float().tolist()):
+                self.writer.add_scalar("loss/train_step", value, step)
+        self._steps, self._losses = [], []
+        for key, value in row.items():
+            split, _, quantity = key.partition("_")
+            if split in ("train", "val") and quantity:
+                self.writer.add_scalar(f"{quantity}/{split}", value, epoch)
+        self.writer.add_scalar("lr", row["lr"], epoch)
+        self.writer.flush()
 
 
 class HistogramCallback(Callback):

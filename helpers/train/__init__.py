@@ -2,7 +2,7 @@
 
 - ``loop``: ``train_one_epoch``, ``evaluate``, ``predict`` and ``fit`` (read this first);
 - ``callbacks``: the ``Callback`` protocol and the callbacks ``fit`` is used with
-  (``EarlyStopping``, ``TensorBoardCallback``, ``ProgressBar``, ``LivePlot``);
+  (``EarlyStopping``, ``ProgressBar``, ``LivePlot``; TensorBoard's are in ``helpers.tb``);
 - ``metrics``: the epoch's loss and scikit-learn metrics;
 - ``checks``: diagnostics of the first batch and of the loss;
 - ``checkpoint``: atomic checkpoints and exact resumption;
@@ -24,7 +24,6 @@ from helpers.train.callbacks import (
     EarlyStopping,
     LivePlot,
     ProgressBar,
-    TensorBoardCallback,
     is_quiet,
 )
 from helpers.train.checkpoint import load_checkpoint, save_checkpoint
@@ -44,7 +43,6 @@ __all__ = [
     "predict",
     "Callback",
     "EarlyStopping",
-    "TensorBoardCallback",
     "ProgressBar",
     "LivePlot",
     "QUIET_ENV_VARS",

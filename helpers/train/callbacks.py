@@ -17,8 +17,8 @@ returns ``True`` from ``on_fit_start`` or ``on_epoch_end`` asks ``fit`` to stop.
 
 Subclass :class:`Callback` and override the hooks you need; a plain function
 ``fn(epoch, row, model)`` is also accepted and called as ``on_epoch_end``. The course's own:
-:class:`EarlyStopping`, :class:`TensorBoardCallback`, :class:`ProgressBar`, :class:`LivePlot`
-and ``helpers.tb.HistogramCallback``.
+:class:`EarlyStopping`, :class:`ProgressBar` and :class:`LivePlot` here, and
+``TensorBoardCallback`` and ``HistogramCallback`` in ``helpers.tb``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "is_quiet",
     "Callback",
     "EarlyStopping",
-    "TensorBoardCallback",
     "ProgressBar",
     "LivePlot",
     "as_callbacks",
@@ -149,41 +147,6 @@ class EarlyStopping(Callback):
             )
         self.values.append(float(row[self.monitor]))
         return self.should_stop(self.values)
-
-
-class TensorBoardCallback(Callback):
-    """Log ``fit`` to a tensorboardX ``SummaryWriter`` under the course's tags: ``loss/train_step``
-    for every optimiser step, ``<quantity>/train`` and ``<quantity>/val`` for every epoch
-    (``loss/val``, ``accuracy/train``, ...) and ``lr``. The step losses are kept on the device
-    and read once per epoch.
-
-    Example::
-
-        writer = create_writer("mlp", "baseline")
-        fit(model, train_loader, val_loader, epochs=5, optimizer=optimizer,
-            callbacks=[TensorBoardCallback(writer)])
-    """
-
-    def __init__(self, writer: Any) -> None:
-        self.writer = writer
-        self._steps: list[int] = []
-        self._losses: list[Tensor] = []
-
-    def on_step_end(self, step: int, loss: Tensor) -> None:
-        self._steps.append(step)
-        self._losses.append(loss)
-
-    def on_epoch_end(self, epoch: int, row: Mapping[str, float], model: nn.Module) -> None:
-        if self._losses:
-            for step, value in zip(self._steps, torch.stack(self._losses).float().tolist()):
-                self.writer.add_scalar("loss/train_step", value, step)
-        self._steps, self._losses = [], []
-        for key, value in row.items():
-            split, _, quantity = key.partition("_")
-            if split in ("train", "val") and quantity:
-                self.writer.add_scalar(f"{quantity}/{split}", value, epoch)
-        self.writer.add_scalar("lr", row["lr"], epoch)
-        self.writer.flush()
 
 
 def _summary(row: Mapping[str, float]) -> str:
