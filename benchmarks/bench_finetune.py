@@ -127,25 +127,8 @@ def run_trainer(args: argparse.Namespace, grouped: bool) -> dict[str, Any]:
 def run_script(args: argparse.Namespace, bucketing: bool, env: dict[str, str]) -> dict[str, Any]:
     """One run of scripts/finetune_sentiment.py in a child process; its JSON line."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [
-            sys.executable,
-            str(SCRIPT),
-            "--mode",
-            "offline",
-            "--output-dir",
-            out,
-            "--epochs",
-            str(args.epochs),
-            "--batch-size",
-            str(args.batch_size),
-            "--max-length",
-            str(args.max_length),
-            "--lr",
-            str(args.lr),
-            "--seed",
-            str(args.seed),
-        ]
-        cmd += ["--limit", str(args.limit)] if args.limit else []
+        cmd = [sys.executable, str(SCRIPT), "--mode", "offline", "--output-dir", out]
+        cmd += _passthrough(args)
         cmd += [] if bucketing else ["--no-bucketing"]
         return _json_line(subprocess.run(cmd, env=env, capture_output=True, text=True), "script")
 

@@ -136,6 +136,8 @@ def test_the_script_refuses_nonsense_arguments(capsys):
 # --------------------------------------------------------------------------- evaluation shards
 
 N_EVAL = 37  # odd: two processes cannot split it evenly, so a sampler pads
+#: "Metrics" that count: how many samples the evaluation saw, and how many were positive.
+COUNTS = {"samples": lambda t, p: float(len(t)), "positives": lambda t, p: float(t.sum())}
 
 
 def eval_loader(kind: str, rank: int, world_size: int):
@@ -177,14 +179,7 @@ def evaluate_in_process(rank: int, world_size: int, init_file: str, kind: str, o
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
     )
     try:
-        result = evaluate(
-            tiny_model(),
-            eval_loader(kind, rank, world_size),
-            metrics={
-                "samples": lambda t, p: float(len(t)),
-                "positives": lambda t, p: float(t.sum()),
-            },
-        )
+        result = evaluate(tiny_model(), eval_loader(kind, rank, world_size), metrics=COUNTS)
         if rank == 0:
             Path(out).write_text(json.dumps(result))
     finally:
@@ -200,11 +195,7 @@ def test_distributed_evaluation_counts_every_sample_exactly_once(kind, tmp_path)
     out = tmp_path / "result.json"
     mp.spawn(evaluate_in_process, args=(2, str(tmp_path / "init"), kind, str(out)), nprocs=2)
     together = json.loads(out.read_text())
-    alone = evaluate(
-        tiny_model(),
-        eval_loader("plain", 0, 1),
-        metrics={"samples": lambda t, p: float(len(t)), "positives": lambda t, p: float(t.sum())},
-    )
+    alone = evaluate(tiny_model(), eval_loader("plain", 0, 1), metrics=COUNTS)
     assert together["samples"] == N_EVAL  # not 38: the padding sample is not counted
     assert together["positives"] == alone["positives"]
     assert together["loss"] == pytest.approx(alone["loss"], rel=1e-6)
