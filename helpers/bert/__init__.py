@@ -27,8 +27,10 @@ Typical use::
                                      batch_size=setup.batch_size, max_length=setup.max_length)
     optimizer = make_optimizer(model, lr=setup.lr)
     scheduler = make_scheduler(optimizer, setup.epochs * len(loaders["train"]))
+    model.to(setup.device)
     history = fit(model, loaders["train"], loaders["validation"], epochs=setup.epochs,
-                  optimizer=optimizer, scheduler=scheduler, amp=setup.amp, device=setup.device)
+                  optimizer=optimizer, scheduler=scheduler, scheduler_step="batch",
+                  amp=setup.amp)
 
 ``predict_sentiment(texts, model_dir)`` classifies new texts with a folder saved by
 ``save_pretrained`` (for example by ``scripts/finetune_sentiment.py``).

@@ -222,7 +222,7 @@ def make_scheduler(
     """The BERT schedule: the learning rate climbs linearly from 0 over the first
     ``warmup_ratio`` of the steps, then falls linearly to 0 at ``num_training_steps``
     (``transformers.get_linear_schedule_with_warmup``). Step it after every optimiser step
-    (``fit(scheduler=..., scheduler_step="batch")``, the default)."""
+    (``fit(scheduler=..., scheduler_step="batch")``)."""
     from transformers import get_linear_schedule_with_warmup
 
     if not isinstance(num_training_steps, int) or num_training_steps < 1:
