@@ -187,6 +187,19 @@ def test_loading_prints_nothing_and_reports_the_new_head(capfd, tiny_bert_dir, l
     assert model.config.label2id == {"negative": 0, "positive": 1}
 
 
+def test_a_three_label_head_carries_the_three_class_names(tiny_bert_dir):
+    model = load_model_and_tokenizer(tiny_bert_dir, num_labels=3).model
+    assert model.config.id2label == {0: "negative", 1: "positive", 2: "neutral"}
+    assert model.classifier.out_features == 3
+
+
+def test_the_course_splits_come_in_two_and_three_classes():
+    assert set(bert.load_splits("course", limit=50)["train"]["label"]) == {0, 1}
+    assert set(bert.load_splits("course", limit=50, classes=3)["train"]["label"]) == {0, 1, 2}
+    with pytest.raises(ValueError, match="two classes"):
+        bert.load_splits("sst2", classes=3)
+
+
 def test_loading_a_missing_folder_says_what_to_check(tmp_path):
     with pytest.raises(OSError, match="config.json"):
         load_model_and_tokenizer(tmp_path)

@@ -115,6 +115,32 @@ def test_unknown_label_names_file_line_value_and_allowed_labels(tmp_path):
     message = str(err.value)
     assert "test.csv, line 3" in message and "'neutral'" in message
     assert "negative, positive" in message
+    assert "classes=3" in message  # a neutral review in a two-class file says where it belongs
+
+
+def test_the_three_class_view_reads_its_own_folder_and_numbers_neutral_2(tmp_path):
+    three = tmp_path / "three_class"
+    write_corpus(three, train="text,label\nFine.,positive\nMeh.,neutral\nBad.,negative\n")
+    df = hd.load_sentiment_split("train", write_corpus(tmp_path), classes=3)
+    assert df.label.tolist() == [1, 2, 0]
+    assert [hd.SENTIMENT_LABELS_3[i] for i in df.label] == ["positive", "neutral", "negative"]
+    assert hd.sentiment_labels(3)[:2] == hd.sentiment_labels(2)  # the two-class ids never change
+
+
+def test_the_three_class_view_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="three_class"):
+        hd.load_sentiment_split("train", write_corpus(tmp_path), classes=3)
+
+
+def test_classes_other_than_2_or_3_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="classes must be 2 .* or 3"):
+        hd.load_sentiment_split("train", write_corpus(tmp_path), classes=5)
+
+
+def test_the_shipped_views_share_their_label_ids():
+    two, three = hd.load_sentiment_split("test"), hd.load_sentiment_split("test", classes=3)
+    label_of = dict(zip(three.text, three.label))
+    assert all(label_of[text] == label for text, label in zip(two.text, two.label))
 
 
 def test_split_without_rows_is_an_error(tmp_path):

@@ -53,22 +53,27 @@ def _sst2_splits() -> dict[str, pd.DataFrame]:
     }
 
 
-def load_splits(dataset: str = "course", limit: int | None = None) -> dict[str, pd.DataFrame]:
+def load_splits(
+    dataset: str = "course", limit: int | None = None, *, classes: int = 2
+) -> dict[str, pd.DataFrame]:
     """The train/validation/test splits of ``dataset`` as DataFrames with ``text`` and
-    ``label`` (0 = negative, 1 = positive) columns.
+    ``label`` (0 = negative, 1 = positive, 2 = neutral) columns.
 
-    ``"course"`` reads the review corpus that ships with the course
-    (:func:`helpers.data.load_sentiment_split`). ``"sst2"`` downloads SST-2 from the Hub with
-    the ``datasets`` library: its train split minus 2,000 held-out sentences (the validation
-    set), and its labelled validation split (872 sentences) as the test set, because the
-    labels of SST-2's test split are hidden. ``limit`` keeps the first ``limit`` rows of every
-    split (tiny test runs; the splits are already shuffled and stratified).
+    ``"course"`` reads the ``classes``-class view (2 or 3) of the review corpus that ships
+    with the course (:func:`helpers.data.load_sentiment_split`). ``"sst2"`` (two classes
+    only) downloads SST-2 from the Hub with the ``datasets`` library: its train split minus
+    2,000 held-out sentences (the validation set), and its labelled validation split (872
+    sentences) as the test set, because the labels of SST-2's test split are hidden.
+    ``limit`` keeps the first ``limit`` rows of every split (tiny test runs; the splits are
+    already shuffled and stratified).
     """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be None or an int >= 1, got {limit!r}.")
     if dataset == "course":
-        frames = {split: load_sentiment_split(split) for split in SENTIMENT_SPLITS}
+        frames = {split: load_sentiment_split(split, classes=classes) for split in SENTIMENT_SPLITS}
     elif dataset == "sst2":
+        if classes != 2:
+            raise ValueError("SST-2 has two classes; use dataset='course' for classes=3.")
         frames = _sst2_splits()
     else:
         raise ValueError(f"Unknown dataset {dataset!r}; use 'course' (offline) or 'sst2' (Hub).")

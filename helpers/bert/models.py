@@ -19,11 +19,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from helpers.data import SENTIMENT_LABELS
+from helpers.data import SENTIMENT_LABELS, SENTIMENT_LABELS_3
 
-#: The label names the saved models carry in their config (``model.config.id2label``).
+#: The label names the saved two-class models carry in their config (``model.config.id2label``).
 ID2LABEL: dict[int, str] = dict(enumerate(SENTIMENT_LABELS))
 LABEL2ID: dict[str, int] = {name: i for i, name in ID2LABEL.items()}
+#: The course's label names by number of labels (the ids of both views agree).
+_COURSE_LABELS: dict[int, tuple[str, ...]] = {2: SENTIMENT_LABELS, 3: SENTIMENT_LABELS_3}
 
 
 def quiet_transformers() -> None:
@@ -77,10 +79,10 @@ def load_model_and_tokenizer(
 
     ``name_or_path`` is a local folder (default: :func:`offline_model_path`) or a Hub name.
     The model is an ``AutoModelForSequenceClassification`` with the course's
-    ``id2label``/``label2id`` when ``num_labels == 2``; ``dtype`` is passed to
-    ``from_pretrained`` (e.g. ``torch.bfloat16``). Loading messages are silenced
-    (:func:`quiet_transformers`); a folder or name that cannot be loaded raises an
-    ``OSError`` that says what to check.
+    ``id2label``/``label2id`` when ``num_labels`` is 2 or 3 (the corpus's two views);
+    ``dtype`` is passed to ``from_pretrained`` (e.g. ``torch.bfloat16``). Loading messages
+    are silenced (:func:`quiet_transformers`); a folder or name that cannot be loaded raises
+    an ``OSError`` that says what to check.
 
     Example::
 
@@ -91,7 +93,9 @@ def load_model_and_tokenizer(
 
     quiet_transformers()
     source = str(name_or_path) if name_or_path is not None else str(offline_model_path())
-    labels = {"id2label": ID2LABEL, "label2id": LABEL2ID} if num_labels == 2 else {}
+    names = _COURSE_LABELS.get(num_labels, ())
+    labels = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+    labels = labels if names else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model, info = AutoModelForSequenceClassification.from_pretrained(

@@ -5,8 +5,10 @@ transform presets.
 Every name is imported from ``helpers.data``; the code lives in one module per topic:
 
 =====================  ======================================================================
-``corpus``             the review corpus: ``load_sentiment_split``, ``load_sentiment_corpus``,
-                       ``data_dir``, ``SENTIMENT_LABELS``, ``SENTIMENT_SPLITS``
+``corpus``             the review corpus: ``load_sentiment_split``, ``load_sentiment_corpus``
+                       (``classes=2`` or ``3``), ``sentiment_labels``, ``data_dir``,
+                       ``SENTIMENT_LABELS``, ``SENTIMENT_LABELS_3``, ``SENTIMENT_DISPLAY_ORDER``,
+                       ``SENTIMENT_SPLITS``
 ``text``               ``simple_tokenize``, ``Vocab``, ``build_vocab``,
                        ``TextClassificationDataset``, ``pad_collate``
 ``bucketing``          ``BucketBatchSampler`` (also for several processes), ``padding_fraction``
@@ -36,11 +38,14 @@ Typical image pipeline::
 from helpers.data.bucketing import BucketBatchSampler, padding_fraction
 from helpers.data.corpus import (
     DATA_DIR_ENV_VAR,
+    SENTIMENT_DISPLAY_ORDER,
     SENTIMENT_LABELS,
+    SENTIMENT_LABELS_3,
     SENTIMENT_SPLITS,
     data_dir,
     load_sentiment_corpus,
     load_sentiment_split,
+    sentiment_labels,
 )
 from helpers.data.images import (
     IMAGENET_MEAN,
@@ -63,6 +68,8 @@ from helpers.data.text import (
 
 __all__ = [
     "SENTIMENT_LABELS",
+    "SENTIMENT_LABELS_3",
+    "SENTIMENT_DISPLAY_ORDER",
     "SENTIMENT_SPLITS",
     "DATA_DIR_ENV_VAR",
     "SHAPE_CLASSES",
@@ -71,6 +78,7 @@ __all__ = [
     "data_dir",
     "load_sentiment_split",
     "load_sentiment_corpus",
+    "sentiment_labels",
     "simple_tokenize",
     "Vocab",
     "build_vocab",
