@@ -2,7 +2,7 @@
 
     python benchmarks/bench_finetune.py          # 1 epoch, whole corpus, 3 alternating rounds
     python benchmarks/bench_finetune.py --quick  # 1 epoch on 512 texts per split, 1 round
-    python benchmarks/bench_finetune.py --epochs 5 --repeats 1   # notebook 06's full fine-tune
+    python benchmarks/bench_finetune.py --epochs 4 --repeats 1   # notebook 06's full fine-tune
 
 The same model (the offline all-MiniLM-L6-v2 encoder), batch size, maximum length, epochs and
 learning rate are fine-tuned four ways, each in a fresh process (so that the peak memory of one

@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model", default=None, help="model folder or Hub name (default: the chosen path's model)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="default: the path's (offline 5, full 2)"
+        "--epochs", type=int, default=None, help="default: the path's (offline 4, full 2)"
     )
     parser.add_argument("--batch-size", type=int, default=None, help="per process (default 32)")
     parser.add_argument(

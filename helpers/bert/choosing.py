@@ -143,7 +143,7 @@ def choose_setup(
         dataset="course",
         device=device,
         amp=True,
-        epochs=5,
+        epochs=4,
         batch_size=32,
         max_length=96,
         lr=1e-4,
