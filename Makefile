@@ -34,8 +34,8 @@ NB_PROFILE ?= native
 ifeq ($(filter $(NB_PROFILE),native avx avx2 ci),)
 $(error NB_PROFILE=$(NB_PROFILE) is not a profile: use native, avx, avx2 or ci)
 endif
-EVEN_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][02468]_*.ipynb))
-ODD_NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9][13579]_*.ipynb))
+EVEN_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][02468]_*.ipynb notebooks/solutions/[0-9][02468]_*.ipynb))
+ODD_NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9][13579]_*.ipynb notebooks/solutions/[0-9][13579]_*.ipynb))
 # The saved outputs come from a CPU run: compare on the CPU even where a GPU is present.
 RUN_NBVAL := COURSE_DEVICE=cpu "$(PY)" -m pytest $(NBVAL) -p no:cacheprovider
 
@@ -107,10 +107,14 @@ $(UV):
 # Two commands: a hashed install refuses the (unhashed) editable course in the same command.
 # --compile-bytecode writes the .pyc files once, as pip does (uv does not by default), so that
 # no test process or notebook kernel compiles torch and transformers from source again.
+# JupyterLab's news pop-up ("notified about official Jupyter news?") is switched off for the
+# course's environment only.
 $(READY): requirements.lock pyproject.toml | $(UV)
 	"$(UV)" pip install --quiet --compile-bytecode --python "$(PY)" --require-hashes \
 		-r requirements.lock
 	"$(UV)" pip install --quiet --python "$(PY)" --no-deps -e .
+	"$(VENV)/bin/jupyter" labextension disable --level=sys_prefix \
+		"@jupyterlab/apputils-extension:announcements"
 	touch "$(READY)"
 
 clean:

@@ -1,7 +1,8 @@
 """Execute the course notebooks top to bottom, headless, and print a table of the results.
 
     python scripts/run_notebooks.py                  # every notebook, executed copies in build/
-    python scripts/run_notebooks.py --inplace 03     # re-execute and save notebooks/03_*.ipynb
+    python scripts/run_notebooks.py --inplace 03     # re-execute and save chapter 03 and its
+                                                     # solutions (solutions/03_*.ipynb)
 
 ``make run`` calls the first form. Maintainers use ``--inplace`` to refresh the outputs that
 are committed (nbval compares against them), always from a clean state.
@@ -28,10 +29,18 @@ QUIET_ENV = {"COURSE_QUIET": "1", "HF_HUB_OFFLINE": "1", "COURSE_DEVICE": "cpu"}
 
 
 def select(patterns: list[str]) -> list[Path]:
-    """Notebooks whose file name starts with one of ``patterns`` (all when none is given)."""
+    """Notebooks whose file name starts with one of ``patterns`` (all when none is given): the
+    chapters, then their solutions in ``notebooks/solutions/``. ``03`` selects chapter 03 and its
+    solutions; ``solutions/`` every solutions notebook."""
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    paths += sorted((NOTEBOOKS / "solutions").glob("[0-9][0-9]_*.ipynb"))
     if patterns:
-        paths = [p for p in paths if any(p.name.startswith(pat) for pat in patterns)]
+        relative = {p: p.relative_to(NOTEBOOKS).as_posix() for p in paths}
+        paths = [
+            p
+            for p in paths
+            if any(p.name.startswith(pat) or relative[p].startswith(pat) for pat in patterns)
+        ]
         if not paths:
             raise SystemExit(f"No notebook in {NOTEBOOKS} starts with {patterns}.")
     return paths
@@ -74,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(QUIET_ENV)
     rows = []
     for path in select(args.notebooks):
-        target = path if args.inplace else args.out / path.name
+        target = path if args.inplace else args.out / path.relative_to(NOTEBOOKS)
         print(f"running {path.name} ...", flush=True)
         rows.append((path.name, *execute(path, target, args.timeout)))
     width = max(len(r[0]) for r in rows)

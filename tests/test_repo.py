@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import stamp_notebooks  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 MAKEFILE = (ROOT / "Makefile").read_text()
 
 
@@ -109,7 +110,7 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 3
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
 def test_notebook_badge_and_setup_cell_match_pyproject(path):
     assert stamp_notebooks.problems(path) == []
 
@@ -127,7 +128,7 @@ def test_notebook_follows_the_course_skeleton(path):
     assert 3 <= n_exercises <= 5, f"{n_exercises} exercises; the course asks for 3 to 5"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
 def test_notebook_is_saved_with_the_outputs_of_a_clean_run(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
@@ -140,11 +141,33 @@ def test_notebook_is_saved_with_the_outputs_of_a_clean_run(path):
     assert ignored <= len(code) // 3, "too many cells skip the nbval comparison"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_chapter_has_worked_solutions_that_check_themselves(path):
+    # notebooks/solutions/NN_topic_solutions.ipynb: a title that links back to the chapter, one
+    # section per exercise, each solution asserting its own result; the chapter's exercises
+    # link to it.
+    solutions = ROOT / "notebooks" / "solutions" / f"{path.stem}_solutions.ipynb"
+    assert solutions.exists(), f"{path.name} has no worked solutions: write {solutions.name}"
+    chapter = nbformat.read(path, as_version=4)
+    exercises = "\n".join(c.source for c in chapter.cells if c.cell_type == "markdown")
+    exercises = exercises.split("\n## Exercises", 1)[1]
+    assert f"solutions/{solutions.name}" in exercises, "the exercises link to their solutions"
+    nb = nbformat.read(solutions, as_version=4)
+    title = nb.cells[0].source
+    assert re.match(r"# \d\d · Solutions", title), "title cell must start '# NN · Solutions'"
+    assert f"../{path.name}" in title, "the title cell links back to the chapter"
+    n_exercises = len(re.findall(r"^\d+\. ", exercises, flags=re.M))
+    sections = [c for c in nb.cells if c.cell_type == "markdown" and "## Exercise " in c.source]
+    assert len(sections) == n_exercises, "one '## Exercise k' section per exercise"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert code.count("assert ") >= n_exercises, "every solution checks itself with an assert"
+
+
 def test_readme_lists_every_notebook_with_a_colab_link():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme, f"README's table misses {path.name}"
-        assert stamp_notebooks.badge_line(path.name).split("](", 2)[-1].rstrip(")") in readme
+        assert stamp_notebooks.badge_line(path).split("](", 2)[-1].rstrip(")") in readme
 
 
 def test_ci_runs_the_readme_test_command():
@@ -172,7 +195,7 @@ def test_ci_compares_the_notebooks_under_foreign_numeric_profiles():
             assert (variable in settings) == (name != "native"), f"PROFILE_{name}: {variable}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
 def test_every_nbval_marker_is_one_nbval_recognises(path):
     # nbval only obeys a comment that is exactly the marker: "# NBVAL_IGNORE_OUTPUT  (why)"
     # is silently ignored, and the cell is compared after all. Put the reason on its own line.

@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 #: Calls that train or evaluate a model. A function defined in a notebook that calls one of them
 #: (directly or through another such function) counts too.
@@ -32,7 +33,12 @@ TRAINER_METHODS = {"train", "evaluate", "predict"}
 #: Notebooks whose models are convex fits of a handful of weights (logistic and linear
 #: regression). Their optimum is unique and every step shrinks rounding differences instead of
 #: amplifying them, so their figures agree to four decimals on every machine.
-CONVEX_NOTEBOOKS = {"01_hello_pytorch.ipynb", "02_linear_regression.ipynb"}
+CONVEX_NOTEBOOKS = {
+    "01_hello_pytorch.ipynb",
+    "02_linear_regression.ipynb",
+    "01_hello_pytorch_solutions.ipynb",
+    "02_linear_regression_solutions.ipynb",
+}
 
 #: A measured figure: a number with two or more decimals ("0.96") or a percentage ("95%").
 FIGURE = re.compile(r"\d+(?:\.\d+)?%|\d+\.\d{2,}")
@@ -168,7 +174,9 @@ def compared_training_figures(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in NOTEBOOKS if p.name not in CONVEX_NOTEBOOKS], ids=lambda p: p.name
+    "path",
+    [p for p in NOTEBOOKS + SOLUTIONS if p.name not in CONVEX_NOTEBOOKS],
+    ids=lambda p: p.name,
 )
 def test_no_compared_output_of_a_training_cell_prints_a_measured_figure(path):
     problems = compared_training_figures(path)
