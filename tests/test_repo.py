@@ -115,6 +115,18 @@ def test_notebook_badge_and_setup_cell_match_pyproject(path):
     assert stamp_notebooks.problems(path) == []
 
 
+def test_the_setup_cell_is_a_few_readable_lines():
+    # It is the first code a learner reads in every chapter: short, and no line so long that
+    # JupyterLab shows a horizontal scroll bar.
+    lines = stamp_notebooks.setup_cell_source().splitlines()
+    assert len(lines) <= 12
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_jupyterlab_starts_without_the_news_pop_up():
+    assert "apputils-extension:announcements" in MAKEFILE
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_follows_the_course_skeleton(path):
     nb = nbformat.read(path, as_version=4)
@@ -168,6 +180,8 @@ def test_readme_lists_every_notebook_with_a_colab_link():
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme, f"README's table misses {path.name}"
         assert stamp_notebooks.badge_line(path).split("](", 2)[-1].rstrip(")") in readme
+    for path in SOLUTIONS:
+        assert f"notebooks/solutions/{path.name}" in readme, f"README's table misses {path.name}"
 
 
 def test_ci_runs_the_readme_test_command():
