@@ -37,17 +37,20 @@ def notebook_paths() -> list[Path]:
     return chapters + sorted(SOLUTIONS.glob("[0-9][0-9]_*_solutions.ipynb"))
 
 
-def _relative(path: Path) -> str:
+def _relative(path: Path | str) -> str:
     """``path`` relative to ``notebooks/``: ``03_custom_datasets.ipynb`` or
-    ``solutions/03_custom_datasets_solutions.ipynb``."""
-    return Path(path).resolve().relative_to(NOTEBOOKS.resolve()).as_posix()
+    ``solutions/03_custom_datasets_solutions.ipynb``. A bare file name is a chapter in
+    ``notebooks/``; any other path is taken as it is (relative to the working directory)."""
+    path = Path(path)
+    full = NOTEBOOKS / path if len(path.parts) == 1 else path
+    return full.resolve().relative_to(NOTEBOOKS.resolve()).as_posix()
 
 
 def badge_line(path: Path | str) -> str:
     """The Markdown badge that opens the notebook at ``path`` (or a chapter's name) in Colab."""
     repo, branch = course_settings()
     github_path = repo.split("github.com/", 1)[1]
-    relative = _relative(NOTEBOOKS / path)  # an absolute path stays as it is
+    relative = _relative(path)
     url = (
         f"https://colab.research.google.com/github/{github_path}/blob/{branch}/notebooks/{relative}"
     )
@@ -59,7 +62,7 @@ def setup_cell_source(path: Path | str = "00_environment_check.ipynb") -> str:
     installs ``helpers`` with its data and moves into the notebook's folder; locally ``make lab``
     has done all that already, and the cell does nothing."""
     repo, branch = course_settings()
-    folder = Path("/content/course/notebooks", _relative(NOTEBOOKS / path)).parent.as_posix()
+    folder = Path("/content/course/notebooks", _relative(path)).parent.as_posix()
     return f'''{SETUP_MARKER} (stamped by scripts/stamp_notebooks.py: edit it there, not here).
 # On Google Colab: fetch the course and install it. Locally, `make lab` has done both.
 import sys

@@ -123,6 +123,19 @@ def test_the_setup_cell_is_a_few_readable_lines():
     assert max(len(line) for line in lines) <= 100
 
 
+def test_a_solutions_notebook_is_stamped_for_its_own_folder(monkeypatch):
+    # The same file named two ways (absolute, and relative to the repository) gets one badge,
+    # and on Colab its setup cell moves into notebooks/solutions/; a bare name is a chapter.
+    monkeypatch.chdir(ROOT)
+    name = "solutions/03_custom_datasets_solutions.ipynb"
+    ways = [ROOT / "notebooks" / name, Path("notebooks") / name]
+    badges = {stamp_notebooks.badge_line(way) for way in ways}
+    assert len(badges) == 1 and f"/blob/main/notebooks/{name})" in badges.pop()
+    setup = stamp_notebooks.setup_cell_source(ways[1])
+    assert setup.endswith("%cd /content/course/notebooks/solutions")
+    assert stamp_notebooks.setup_cell_source("03_x.ipynb").endswith("%cd /content/course/notebooks")
+
+
 def test_jupyterlab_starts_without_the_news_pop_up():
     assert "apputils-extension:announcements" in MAKEFILE
 
