@@ -507,6 +507,13 @@ def test_plot_scalars_with_smoothing_draws_the_raw_values_faintly_behind():
     assert raw.get_alpha() < 1 and smoothed.get_label() == "a"
 
 
+def test_plot_scalars_labels_the_x_axis_as_asked():
+    fig = tb.plot_scalars(scalar_frame(), tags=["lr", "loss/train"], xlabel="epoch")
+    assert [ax.get_xlabel() for ax in fig.axes if ax.get_visible()] == ["epoch", "epoch"]
+    ticks = fig.axes[0].get_xticks()
+    assert np.array_equal(ticks, np.round(ticks)), ticks  # steps are whole numbers
+
+
 def test_plot_scalars_names_the_known_tags_when_asked_for_an_unknown_one():
     with pytest.raises(KeyError, match="loss/train"):
         tb.plot_scalars(scalar_frame(), tags=["loss/val"])

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from tbparse import SummaryReader
 
 from helpers.plot.figure import grid_shape, new_figure
@@ -122,16 +123,19 @@ def plot_scalars(
     title: str | None = None,
     ncols: int = 3,
     figsize: tuple[float, float] | None = None,
+    xlabel: str = "step",
 ) -> Figure:
     """Plot scalars from :func:`read_scalars`: one panel per tag, one line per run (same
     colour for a run in every panel), step on the x axis, as TensorBoard's Scalars tab does.
     ``tags`` and ``runs`` select and order what is drawn (default: everything). With
     ``smoothing`` > 0 each line is smoothed like TensorBoard's slider (:func:`smooth`) and
-    the raw values are drawn faintly behind it.
+    the raw values are drawn faintly behind it. TensorBoard calls the x axis "step" whatever
+    the logged step counts; pass ``xlabel="epoch"`` for tags logged once per epoch.
 
     Example::
 
-        fig = plot_scalars(read_scalars("runs/digits"), tags=["loss/train", "loss/val"])
+        fig = plot_scalars(read_scalars("runs/digits"), tags=["loss/train", "loss/val"],
+                           xlabel="epoch")
     """
     if not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be an int >= 1, got {ncols!r}.")
@@ -156,7 +160,8 @@ def plot_scalars(
                 marker="o" if len(x) <= 20 else None,
                 markersize=3,
             )
-        ax.set(title=tag, xlabel="step", ylabel=tag)
+        ax.set(title=tag, xlabel=xlabel, ylabel=tag)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     for ax in list(axes.flat)[len(tags) :]:
