@@ -403,6 +403,19 @@ def test_features_are_the_pooled_vector_the_head_reads(loaded, tokenizer):
     assert torch.allclose(model.classifier(features[:3]), logits, atol=1e-5)
 
 
+def test_mean_pooled_features_average_the_real_tokens_and_ignore_the_padding(loaded, tokenizer):
+    loader = make_text_loader(
+        TEXTS, LABELS, tokenizer, batch_size=4, shuffle=False, bucketing=False
+    )
+    features, _ = extract_features(loaded.model, loader, pooling="mean")
+    one_text = tokenizer(TEXTS[1], return_tensors="pt")  # alone: no padding at all
+    with torch.no_grad():
+        states = loaded.model.base_model(**one_text).last_hidden_state[0]
+    assert torch.allclose(features[1], states.mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean'"):
+        extract_features(loaded.model, loader, pooling="max")
+
+
 def test_predict_proba_keeps_the_order_of_the_texts(loaded, tokenizer):
     probs = predict_proba(loaded.model, tokenizer, TEXTS, batch_size=3)
     one_by_one = np.concatenate([predict_proba(loaded.model, tokenizer, [t]) for t in TEXTS])

@@ -24,22 +24,34 @@ from helpers.data import pad_collate
 from helpers.device import eval_mode, model_device
 
 
-def _pooled(out: Any) -> torch.Tensor:
-    """The vector the classification head reads: ``pooler_output``, else the [CLS] state."""
+def _pooled(out: Any, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per text from the encoder's output: ``"cls"`` is what the classification
+    head reads (``pooler_output``, else the [CLS] state), ``"mean"`` the average of the token
+    vectors over the attention mask (padding left out), how sentence encoders are trained."""
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
     if getattr(out, "pooler_output", None) is not None:
         return out.pooler_output
     return out.last_hidden_state[:, 0]
 
 
 def extract_features(
-    model: nn.Module, loader: DataLoader, device: torch.device | str | None = None
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device | str | None = None,
+    pooling: str = "cls",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the encoder of a ``...ForSequenceClassification`` model once over ``loader`` and
-    return ``(features, labels)``: the pooled [CLS] vector that the classification head reads
-    (``pooler_output``), one row per text, on the CPU. With a frozen encoder these features
-    never change, so the head can be trained on them in seconds. The model runs in
+    return ``(features, labels)``, one row per text, on the CPU. ``pooling="cls"`` gives the
+    pooled [CLS] vector that the model's own head reads (``pooler_output``); ``"mean"`` the
+    mean of the token vectors over the attention mask, the sentence vector that encoders
+    like all-MiniLM-L6-v2 were trained to produce. With a frozen encoder these features
+    never change, so a head can be trained on them in seconds. The model runs in
     evaluation mode, without gradients (not ``inference_mode``: the features must be usable
-    to train the head), and gets its mode back afterwards."""
+    to train a head), and gets its mode back afterwards."""
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
     base = getattr(model, "base_model", None)
     if base is None or base is model:
         raise ValueError(
@@ -50,7 +62,8 @@ def extract_features(
     with eval_mode(model):
         for batch in loader:
             inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-            feats.append(_pooled(base(**inputs)).float().cpu())
+            out = base(**inputs)
+            feats.append(_pooled(out, inputs["attention_mask"], pooling).float().cpu())
             labels.append(batch["labels"])
     return torch.cat(feats), torch.cat(labels)
 
