@@ -21,8 +21,6 @@ import stamp_notebooks  # noqa: E402
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
 MAKEFILE = (ROOT / "Makefile").read_text()
-#: Chapters whose teaching pass (issue 14) is still open; remove each name when it lands.
-PENDING_SOLUTIONS = {"06_bert_sentiment_finetuning.ipynb", "07_visualizing_data_and_models.ipynb"}
 
 
 def pinned_requirements() -> dict[str, Requirement]:
@@ -173,8 +171,6 @@ def test_every_chapter_has_worked_solutions_that_check_themselves(path):
     # notebooks/solutions/NN_topic_solutions.ipynb: a title that links back to the chapter, one
     # section per exercise, each solution asserting its own result; the chapter's exercises
     # link to it.
-    if path.name in PENDING_SOLUTIONS:
-        pytest.skip("issue 14 in progress: this chapter's teaching pass is not merged yet")
     solutions = ROOT / "notebooks" / "solutions" / f"{path.stem}_solutions.ipynb"
     assert solutions.exists(), f"{path.name} has no worked solutions: write {solutions.name}"
     chapter = nbformat.read(path, as_version=4)
