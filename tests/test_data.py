@@ -679,3 +679,66 @@ def test_denormalize_rejects_mismatched_shapes():
         hd.denormalize(torch.zeros(3, 4, 4), mean=(0.5,), std=(0.5,))
     with pytest.raises(ValueError, match="got shape"):
         hd.denormalize(torch.zeros(4, 4))
+
+
+# --------------------------------------------------------------------------- photo patches
+
+
+def test_photo_patches_come_in_imagefolder_splits_with_the_asked_counts(tmp_path):
+    counts = {"train": 3, "val": 2, "test": 1}
+    root = hd.make_photo_patches_dataset(
+        tmp_path, counts, patch_size=32, classes=["brick", "space"]
+    )
+    for split, n in counts.items():
+        ds = ImageFolder(root / split)
+        assert ds.classes == ["brick", "space"]
+        assert Counter(ds.targets) == {0: n, 1: n}
+        image = ds[0][0]
+        assert image.size == (32, 32) and image.mode == "RGB"
+
+
+def test_photo_patches_are_grey_and_reproducible(tmp_path):
+    args = ({"train": 2}, 24, 5, ["retina"])
+    a = hd.make_photo_patches_dataset(tmp_path / "a", *args) / "train" / "retina" / "0001.png"
+    b = hd.make_photo_patches_dataset(tmp_path / "b", *args) / "train" / "retina" / "0001.png"
+    assert a.read_bytes() == b.read_bytes()
+    pixels = np.asarray(Image.open(a))
+    assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+
+
+def test_each_split_cuts_its_patches_from_its_own_rows_of_the_photo(tmp_path):
+    """No pixel of a test patch was seen in training: every patch is found inside its band."""
+    size = 16
+    root = hd.make_photo_patches_dataset(tmp_path, {"train": 3, "test": 3}, size, classes=["grass"])
+    photo = hd.load_source_photo("grass")
+    for split in ("train", "test"):
+        lo, hi = (round(f * photo.shape[0]) for f in hd.PHOTO_SPLIT_BANDS[split])
+        for path in sorted((root / split / "grass").glob("*.png")):
+            patch = np.asarray(Image.open(path))[..., 0]
+            windows = np.lib.stride_tricks.sliding_window_view(photo, (size, size))
+            rows = np.nonzero((windows == patch).all(axis=(2, 3)))[0]
+            assert len(rows) and (rows >= lo).all() and (rows + size <= hi).all(), (split, rows)
+
+
+def test_a_smaller_second_run_removes_the_extra_patches(tmp_path):
+    hd.make_photo_patches_dataset(tmp_path, {"val": 4}, 16, classes=["gravel"])
+    hd.make_photo_patches_dataset(tmp_path, {"val": 2}, 16, classes=["gravel"])
+    assert sorted(p.name for p in (tmp_path / "val" / "gravel").iterdir()) == [
+        "0000.png",
+        "0001.png",
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"classes": ["cat"]}, "Unknown photo class"),
+        ({"patches_per_split": {"training": 3}}, "patches_per_split"),
+        ({"patches_per_split": {"train": 0}}, "patches_per_split"),
+        ({"patch_size": 4}, "patch_size"),
+        ({"patch_size": 300}, "too small for patches"),
+    ],
+)
+def test_bad_photo_patch_arguments_say_what_to_change(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        hd.make_photo_patches_dataset(tmp_path, **kwargs)

@@ -13,7 +13,9 @@ Every name is imported from ``helpers.data``; the code lives in one module per t
                        ``TextClassificationDataset``, ``pad_collate``
 ``bucketing``          ``BucketBatchSampler`` (also for several processes), ``padding_fraction``
 ``images``             ``make_shapes_dataset``, ``DigitsDataset``, ``load_digits_dataset``,
-                       ``split_dataset``, ``image_transforms``, ``denormalize``
+                       ``split_dataset``, ``image_transforms``, ``denormalize``; real photo
+                       patches in ``ImageFolder`` splits: ``make_photo_patches_dataset``,
+                       ``load_source_photo``, ``PHOTO_SOURCES``, ``PHOTO_SPLIT_BANDS``
 =====================  ======================================================================
 
 Typical text pipeline::
@@ -50,11 +52,15 @@ from helpers.data.corpus import (
 from helpers.data.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    PHOTO_SOURCES,
+    PHOTO_SPLIT_BANDS,
     SHAPE_CLASSES,
     DigitsDataset,
     denormalize,
     image_transforms,
     load_digits_dataset,
+    load_source_photo,
+    make_photo_patches_dataset,
     make_shapes_dataset,
     split_dataset,
 )
@@ -92,4 +98,8 @@ __all__ = [
     "split_dataset",
     "image_transforms",
     "denormalize",
+    "PHOTO_SOURCES",
+    "PHOTO_SPLIT_BANDS",
+    "load_source_photo",
+    "make_photo_patches_dataset",
 ]

@@ -288,3 +288,98 @@ def denormalize(
     m = torch.tensor(mean, dtype=images.dtype).view(-1, 1, 1)
     s = torch.tensor(std, dtype=images.dtype).view(-1, 1, 1)
     return (images * s + m).clamp(0, 1)
+
+
+#: The photo-patch classes: scikit-image's sample photo each comes from, the region of it that
+#: is used (rows, columns; ``None`` for all of it) and its licence. Every photo ships inside
+#: the scikit-image wheel (``skimage/data/``), so nothing is downloaded.
+PHOTO_SOURCES: dict[str, tuple[str, tuple[slice, slice] | None, str]] = {
+    "brick": ("brick.png", None, "CC0 (CC0Textures Bricks25)"),
+    "grass": ("grass.png", None, "CC0 (DeviantArt, linolafett)"),
+    "gravel": ("gravel.png", None, "CC0 (CC0Textures Gravel04)"),
+    "retina": ("retina.jpg", (slice(300, 1100), slice(300, 1100)), "CC0 (Wikimedia Commons)"),
+    "space": ("hubble_deep_field.jpg", None, "public domain (NASA, Hubble XDF)"),
+}
+#: Which band of rows of each photo a split cuts its patches from: no pixel is shared.
+PHOTO_SPLIT_BANDS: dict[str, tuple[float, float]] = {
+    "train": (0.0, 0.6),
+    "val": (0.6, 0.8),
+    "test": (0.8, 1.0),
+}
+
+
+def load_source_photo(name: str) -> np.ndarray:
+    """The grey-scale photo (H, W) uint8 of class ``name`` of :data:`PHOTO_SOURCES`, read from
+    the scikit-image wheel and cropped to the class's region. Colour photos are converted to
+    grey (ITU-R 601 luma), so that colour alone does not give the class away."""
+    if name not in PHOTO_SOURCES:
+        raise ValueError(f"Unknown photo class {name!r}; choose from {', '.join(PHOTO_SOURCES)}.")
+    import skimage
+
+    filename, region, _ = PHOTO_SOURCES[name]
+    image = Image.open(Path(skimage.__file__).parent / "data" / filename).convert("L")
+    pixels = np.asarray(image)
+    return pixels[region] if region is not None else pixels
+
+
+def make_photo_patches_dataset(
+    root: str | Path,
+    patches_per_split: dict[str, int] | None = None,
+    patch_size: int = 96,
+    seed: int = 0,
+    classes: Sequence[str] = tuple(PHOTO_SOURCES),
+) -> Path:
+    """Cut square patches from real photos into ``root/<split>/<class>/0000.png`` (the
+    ``ImageFolder`` layout, one folder per split) and return ``root``.
+
+    Each class comes from one photo of :data:`PHOTO_SOURCES`; split ``s`` cuts its patches at
+    random positions inside its own band of rows (:data:`PHOTO_SPLIT_BANDS`), so no pixel of a
+    validation or test patch was seen in training. ``patches_per_split`` defaults to
+    ``{"train": 40, "val": 15, "test": 15}``. The patches are grey (three equal RGB channels)
+    PNGs of ``patch_size`` pixels; the same arguments write byte-identical files, and numbered
+    PNGs left by an earlier, larger run are removed.
+
+    Example::
+
+        >>> root = make_photo_patches_dataset("artifacts/photos")
+        >>> sorted(p.name for p in (root / "train").iterdir())
+        ['brick', 'grass', 'gravel', 'retina', 'space']
+    """
+    counts = patches_per_split or {"train": 40, "val": 15, "test": 15}
+    unknown = [s for s in counts if s not in PHOTO_SPLIT_BANDS]
+    if unknown or any(not isinstance(n, int) or n < 1 for n in counts.values()):
+        raise ValueError(
+            f"patches_per_split must map splits among {list(PHOTO_SPLIT_BANDS)} to ints >= 1, "
+            f"got {counts}."
+        )
+    if not isinstance(patch_size, int) or patch_size < 8:
+        raise ValueError(f"patch_size must be an int >= 8 pixels, got {patch_size!r}.")
+    root = Path(root)
+    for c, name in enumerate(classes):
+        photo = load_source_photo(name)
+        for s, (split, n) in enumerate(counts.items()):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob("[0-9][0-9][0-9][0-9].png"):
+                if int(stale.stem) >= n:
+                    stale.unlink()
+            band = _split_band(photo, split, patch_size, name)
+            rng = np.random.default_rng([seed, c, list(PHOTO_SPLIT_BANDS).index(split)])
+            for i in range(n):
+                top = int(rng.integers(0, band.shape[0] - patch_size + 1))
+                left = int(rng.integers(0, band.shape[1] - patch_size + 1))
+                patch = band[top : top + patch_size, left : left + patch_size]
+                Image.fromarray(patch).convert("RGB").save(folder / f"{i:04d}.png", format="PNG")
+    return root
+
+
+def _split_band(photo: np.ndarray, split: str, patch_size: int, name: str) -> np.ndarray:
+    """The rows of ``photo`` that ``split`` may use, or an error when a patch does not fit."""
+    lo, hi = PHOTO_SPLIT_BANDS[split]
+    band = photo[round(lo * photo.shape[0]) : round(hi * photo.shape[0])]
+    if band.shape[0] < patch_size or band.shape[1] < patch_size:
+        raise ValueError(
+            f"The {split} band of the {name} photo is {band.shape[0]}x{band.shape[1]} pixels, "
+            f"too small for patches of {patch_size}: use a smaller patch_size."
+        )
+    return band
