@@ -52,6 +52,22 @@ def tiny_run(tmp_path_factory, tiny_bert_dir):
     return out, done
 
 
+@pytest.fixture(scope="module")
+def tiny_lora_run(tmp_path_factory, tiny_bert_dir):
+    out = tmp_path_factory.mktemp("finetune_lora") / "model"
+    args = ["--output-dir", str(out), *TINY, "--model", str(tiny_bert_dir)]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--classes", "3", "--lora-rank", "4"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return out, json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _load_script():
     spec = importlib.util.spec_from_file_location("finetune_sentiment", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -108,8 +124,47 @@ def test_without_model_the_offline_path_fine_tunes_the_shipped_encoder(tmp_path,
     assert asked == [str(offline_model_path())]
 
 
+def test_three_classes_with_lora_train_few_weights_and_save_a_merged_model(tiny_lora_run):
+    out, result = tiny_lora_run
+    assert result["classes"] == 3 and result["lora_rank"] == 4
+    # the tiny encoder: 2 layers x (query, value) x rank 4 x (32 + 32), the pooler and the head
+    assert result["trainable_parameters"] == 2 * 2 * 4 * 64 + (32 * 32 + 32) + (3 * 32 + 3)
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive", "2": "neutral"}
+    assert (out / "adapter.safetensors").is_file()
+    labels, probs = predict_sentiment(["A delight.", "It exists."], out)  # a plain merged model
+    assert probs.shape == (2, 3) and set(labels) <= {"negative", "positive", "neutral"}
+
+
+def test_the_saved_adapter_restores_the_fine_tuned_model(tiny_lora_run, tiny_bert_dir):
+    import torch
+
+    from helpers.bert import load_model_and_tokenizer, predict_proba
+    from helpers.lora import load_adapter
+
+    out, _ = tiny_lora_run
+    base, tokenizer, _ = load_model_and_tokenizer(tiny_bert_dir, num_labels=3)
+    adapted = load_adapter(base, out / "adapter.safetensors")
+    merged, _, _ = load_model_and_tokenizer(out, num_labels=3)
+    texts = ["A delight.", "It exists.", "A mess."]
+    expected = predict_proba(merged, tokenizer, texts)
+    torch.testing.assert_close(
+        predict_proba(adapted, tokenizer, texts), expected, atol=1e-5, rtol=0
+    )
+
+
 @pytest.mark.parametrize(
-    "bad", [["--limit", "0"], ["--epochs", "0"], ["--max-length", "4"], ["--lr", "-1"]]
+    "bad",
+    [
+        ["--limit", "0"],
+        ["--epochs", "0"],
+        ["--max-length", "4"],
+        ["--lr", "-1"],
+        ["--lora-rank", "0"],
+        ["--lora-alpha", "8"],
+        ["--classes", "4"],
+        ["--classes", "3", "--mode", "full"],
+    ],
 )
 def test_bad_arguments_are_refused_with_a_message(bad, capsys):
     script = _load_script()
