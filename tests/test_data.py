@@ -720,6 +720,18 @@ def test_each_split_cuts_its_patches_from_its_own_rows_of_the_photo(tmp_path):
             assert len(rows) and (rows >= lo).all() and (rows + size <= hi).all(), (split, rows)
 
 
+def test_every_band_of_every_photo_fits_a_48_pixel_patch(tmp_path):
+    """The chapter cuts 48-pixel patches: every split of every class must have room for one."""
+    assert len(hd.PHOTO_SOURCES) == 10
+    for name in hd.PHOTO_SOURCES:
+        rows = hd.load_source_photo(name).shape[0]
+        for split, (lo, hi) in hd.PHOTO_SPLIT_BANDS.items():
+            assert round(hi * rows) - round(lo * rows) >= 48, (name, split, rows)
+    counts = {split: 1 for split in hd.PHOTO_SPLIT_BANDS}
+    root = hd.make_photo_patches_dataset(tmp_path, counts, patch_size=48)  # raises if one is short
+    assert len(ImageFolder(root / "test").classes) == 10
+
+
 def test_a_smaller_second_run_removes_the_extra_patches(tmp_path):
     hd.make_photo_patches_dataset(tmp_path, {"val": 4}, 16, classes=["gravel"])
     hd.make_photo_patches_dataset(tmp_path, {"val": 2}, 16, classes=["gravel"])

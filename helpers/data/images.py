@@ -299,6 +299,11 @@ PHOTO_SOURCES: dict[str, tuple[str, tuple[slice, slice] | None, str]] = {
     "gravel": ("gravel.png", None, "CC0 (CC0Textures Gravel04)"),
     "retina": ("retina.jpg", (slice(300, 1100), slice(300, 1100)), "CC0 (Wikimedia Commons)"),
     "space": ("hubble_deep_field.jpg", None, "public domain (NASA, Hubble XDF)"),
+    "astronaut": ("astronaut.png", None, "public domain (NASA, Eileen Collins)"),
+    "camera": ("camera.png", None, "CC0 (Lav Varshney)"),
+    "cell": ("cell.png", None, "CC0 (Jean-Yves Tinevez)"),
+    "clock": ("clock_motion.png", None, "public domain (Stefan van der Walt)"),
+    "coins": ("coins.png", None, "no known copyright restrictions (Brooklyn Museum)"),
 }
 #: Which band of rows of each photo a split cuts its patches from: no pixel is shared.
 PHOTO_SPLIT_BANDS: dict[str, tuple[float, float]] = {
@@ -325,7 +330,7 @@ def load_source_photo(name: str) -> np.ndarray:
 def make_photo_patches_dataset(
     root: str | Path,
     patches_per_split: dict[str, int] | None = None,
-    patch_size: int = 96,
+    patch_size: int = 48,
     seed: int = 0,
     classes: Sequence[str] = tuple(PHOTO_SOURCES),
 ) -> Path:
@@ -335,17 +340,19 @@ def make_photo_patches_dataset(
     Each class comes from one photo of :data:`PHOTO_SOURCES`; split ``s`` cuts its patches at
     random positions inside its own band of rows (:data:`PHOTO_SPLIT_BANDS`), so no pixel of a
     validation or test patch was seen in training. ``patches_per_split`` defaults to
-    ``{"train": 40, "val": 15, "test": 15}``. The patches are grey (three equal RGB channels)
-    PNGs of ``patch_size`` pixels; the same arguments write byte-identical files, and numbered
-    PNGs left by an earlier, larger run are removed.
+    ``{"train": 30, "val": 15, "test": 15}``; every band of every photo fits a patch of the
+    default 48 pixels (the smallest bands, of coins and clock, are 60 rows). Patches are grey (3
+    equal RGB channels) PNGs of ``patch_size`` pixels; the same arguments write byte-identical
+    files, and numbered PNGs left by an earlier, larger run are removed.
 
     Example::
 
         >>> root = make_photo_patches_dataset("artifacts/photos")
         >>> sorted(p.name for p in (root / "train").iterdir())
-        ['brick', 'grass', 'gravel', 'retina', 'space']
+        ['astronaut', 'brick', 'camera', 'cell', 'clock', 'coins', 'grass', 'gravel', 'retina',
+         'space']
     """
-    counts = patches_per_split or {"train": 40, "val": 15, "test": 15}
+    counts = patches_per_split or {"train": 30, "val": 15, "test": 15}
     unknown = [s for s in counts if s not in PHOTO_SPLIT_BANDS]
     if unknown or any(not isinstance(n, int) or n < 1 for n in counts.values()):
         raise ValueError(
