@@ -93,8 +93,12 @@ def setup_distributed(backend: str | None = None) -> tuple[int, int, torch.devic
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group (call at the end of a ``torchrun`` script); a no-op otherwise."""
+    """Leave the process group (call at the end of a ``torchrun`` script); a no-op otherwise.
+    Every process waits for the others first: a process that tears down its gloo threads while
+    another still writes its checkpoint can abort ("terminate called without an active
+    exception") and fail the whole run after the work is done."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
