@@ -127,8 +127,9 @@ def test_without_model_the_offline_path_fine_tunes_the_shipped_encoder(tmp_path,
 def test_three_classes_with_lora_train_few_weights_and_save_a_merged_model(tiny_lora_run):
     out, result = tiny_lora_run
     assert result["classes"] == 3 and result["lora_rank"] == 4
-    # the tiny encoder: 2 layers x (query, value) x rank 4 x (32 + 32), the pooler and the head
-    assert result["trainable_parameters"] == 2 * 2 * 4 * 64 + (32 * 32 + 32) + (3 * 32 + 3)
+    # the tiny encoder: 2 layers x (query, key, value, output) x rank 4 x (32 + 32), the pooler
+    # and the head
+    assert result["trainable_parameters"] == 2 * 4 * 4 * 64 + (32 * 32 + 32) + (3 * 32 + 3)
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive", "2": "neutral"}
     assert (out / "adapter.safetensors").is_file()

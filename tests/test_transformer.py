@@ -220,3 +220,25 @@ def test_minilm_weights_in_our_encoder_equal_bert_model():
         out = ours(**batch).last_hidden_state
     diff = (out - ref)[batch["attention_mask"].bool()].abs().max()
     assert diff <= 1e-5, diff
+
+
+def test_a_pretrained_classifier_reads_the_mean_of_the_real_tokens(tiny_pair, tmp_path):
+    from helpers.bert import make_optimizer
+    from helpers.transformer import load_pretrained_classifier
+
+    hf, ours = tiny_pair
+    hf.save_pretrained(tmp_path)  # config.json + model.safetensors, as the offline MiniLM ships
+    torch.manual_seed(0)
+    model = load_pretrained_classifier(3, pooling="mean", path=tmp_path).eval()
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        hidden = ours(ids, mask).last_hidden_state
+        mean = torch.stack([hidden[i, mask[i].bool()].mean(0) for i in range(len(ids))])
+        assert torch.allclose(model(ids, mask), model.classifier(mean), atol=1e-5)
+    # the pooler is unused with mean pooling, so it is frozen; every other weight trains
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"encoder.pooler.weight", "encoder.pooler.bias"}
+    # make_optimizer finds the head by the encoder's prefix, as it does in Hugging Face's models
+    groups = make_optimizer(model, lr=1e-4, head_lr_scale=10).param_groups
+    head = [g for g in groups if g["lr"] == pytest.approx(1e-3)]
+    assert sum(p.numel() for g in head for p in g["params"]) == 3 * 32 + 3

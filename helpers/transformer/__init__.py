@@ -9,7 +9,7 @@ Every name is imported from ``helpers.transformer``; the code lives in one modul
 ``blocks``         ``TransformerConfig``, ``FeedForward``, ``TransformerBlock`` (pre- or post-LN)
 ``bert``           ``BertEncoder``, ``BertClassifier``, ``bert_config_from_hf``,
                    ``load_bert_weights`` (the name mapping ``BERT_NAME_RULES``),
-                   ``load_pretrained_bert``
+                   ``load_pretrained_bert``, ``load_pretrained_classifier``
 ``state_dict``     ``check_state_dict_fits`` and ``StateDictMismatchError``: the one
                    "does this state dict fit" check of every loader
 =================  ==========================================================================
@@ -34,6 +34,7 @@ from helpers.transformer.bert import (
     bert_name_to_ours,
     load_bert_weights,
     load_pretrained_bert,
+    load_pretrained_classifier,
 )
 from helpers.transformer.blocks import FeedForward, TransformerBlock, TransformerConfig
 from helpers.transformer.state_dict import StateDictMismatchError, check_state_dict_fits
@@ -55,6 +56,7 @@ __all__ = [
     "bert_name_to_ours",
     "load_bert_weights",
     "load_pretrained_bert",
+    "load_pretrained_classifier",
     "StateDictMismatchError",
     "check_state_dict_fits",
 ]

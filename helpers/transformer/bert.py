@@ -33,6 +33,7 @@ __all__ = [
     "bert_name_to_ours",
     "load_bert_weights",
     "load_pretrained_bert",
+    "load_pretrained_classifier",
 ]
 
 #: How ``transformers.BertModel``'s parameter names become ours: (regular expression, replacement).
@@ -137,6 +138,10 @@ class BertClassifier(nn.Module):
     pooler (how sentence-embedding models such as all-MiniLM-L6-v2 were trained).
     ``forward`` takes the tokenizer's ``input_ids``/``attention_mask``/``token_type_ids`` (so a
     dict batch works with ``helpers.train.fit``) and returns the logits ``(batch, num_labels)``."""
+
+    #: Like Hugging Face's models: parameters outside ``encoder.`` (and the pooler) are the head,
+    #: which is how ``helpers.bert.make_optimizer(head_lr_scale=...)`` finds them.
+    base_model_prefix = "encoder"
 
     def __init__(
         self,
@@ -252,3 +257,24 @@ def load_pretrained_bert(path: str | Path | None = None) -> BertEncoder:
         ) from err
     model = BertEncoder(bert_config_from_hf(config))
     return load_bert_weights(model, state_dict).eval()
+
+
+def load_pretrained_classifier(
+    num_labels: int = 2, pooling: str = "pooler", path: str | Path | None = None
+) -> BertClassifier:
+    """A :class:`BertClassifier` whose encoder has pretrained weights (:func:`load_pretrained_bert`,
+    default the offline all-MiniLM-L6-v2) and whose ``.classifier`` is new (random, drawn from
+    torch's global generator: seed before calling). With ``pooling="mean"`` the pooler, which the
+    head then never reads, is frozen, so that it is not counted as trained. Returned in train mode.
+
+    Example::
+
+        model = load_pretrained_classifier(num_labels=3, pooling="mean")
+        logits = model(batch["input_ids"], batch["attention_mask"])     # (batch, 3)
+    """
+    encoder = load_pretrained_bert(path)
+    model = BertClassifier(encoder.config, num_labels, pooling=pooling)
+    model.encoder = encoder
+    if pooling == "mean":
+        model.encoder.pooler.requires_grad_(False)
+    return model.train()
