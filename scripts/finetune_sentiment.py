@@ -19,9 +19,11 @@ unless ``--log-dir`` says otherwise.
 ``--classes 3`` fine-tunes on the three-class view of the course corpus (negative, positive,
 neutral; offline path only), and the F1 reported is then the macro average over the classes.
 ``--lora-rank R`` trains LoRA adapters of rank ``R`` on the attention's four projections
-(query, key, value, output: ``helpers.lora.BERT_ATTENTION``, notebook 10) plus the classification head and the pooler under it,
-instead of every weight; its default learning rate is then 3e-3 for all of them, and the folder
-holds the merged model (a plain ``from_pretrained`` folder) and the adapter alone
+(query, key, value, output: ``helpers.lora.BERT_ATTENTION``) plus the classification head and
+the pooler under it, instead of every weight (notebook 10 reads the mean of the tokens instead
+and adapts the feed-forward layers too, which scores a few points higher but cannot be saved as
+a ``from_pretrained`` folder); its default learning rate is then 3e-3 for all of them, and
+the folder holds the merged model (a plain ``from_pretrained`` folder) and the adapter alone
 (``adapter.safetensors``, for ``helpers.lora.load_adapter``).
 
 Standard output is ONE line of JSON with the final metrics (test accuracy and F1, training
