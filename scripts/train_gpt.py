@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a tokenizer and a GPT, save both")
     t.add_argument("--output-dir", required=True)
-    t.add_argument("--vocab-size", type=int, default=1024)
+    t.add_argument("--vocab-size", type=int, default=2048)
     t.add_argument("--context", type=int, default=128)
     t.add_argument("--d-model", type=int, default=128)
     t.add_argument("--heads", type=int, default=4)
