@@ -29,42 +29,31 @@ def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "COURSE_QUIET": "1"}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_bert_dir):
-    out = tmp_path_factory.mktemp("finetune") / "model"
+def _run_tiny(out: Path, model_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The script on the tiny model and 32 reviews; fails the test with its stderr if it fails."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--output-dir",
-            str(out),
-            *TINY,
-            "--model",
-            str(tiny_bert_dir),
-        ],
+        [sys.executable, str(SCRIPT), "--output-dir", str(out), *TINY, "--model", str(model_dir),
+         *extra],
         capture_output=True,
         text=True,
         env=_env(),
         cwd=ROOT,
         timeout=300,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return out, done
+    return done
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_bert_dir):
+    out = tmp_path_factory.mktemp("finetune") / "model"
+    return out, _run_tiny(out, tiny_bert_dir)
 
 
 @pytest.fixture(scope="module")
 def tiny_lora_run(tmp_path_factory, tiny_bert_dir):
     out = tmp_path_factory.mktemp("finetune_lora") / "model"
-    args = ["--output-dir", str(out), *TINY, "--model", str(tiny_bert_dir)]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--classes", "3", "--lora-rank", "4"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_tiny(out, tiny_bert_dir, "--classes", "3", "--lora-rank", "4")
     return out, json.loads(done.stdout.strip().splitlines()[-1])
 
 
