@@ -1,7 +1,8 @@
 """A small GPT (a decoder-only Transformer language model) built from chapter 09's blocks:
 token and position embeddings, pre-LN causal blocks, a final LayerNorm and a language-model
 head that shares its weights with the token embedding; text generation (greedy, temperature,
-top-k, top-p) with and without a key/value cache; and GPT-2's weights loaded into it.
+top-k, top-p) with and without a key/value cache, and guided towards one of several conditions
+(classifier-free guidance); and GPT-2's weights loaded into it.
 
 Example::
 
@@ -33,6 +34,8 @@ __all__ = [
     "lm_windows",
     "next_token",
     "generate",
+    "guided_log_probs",
+    "generate_guided",
     "gpt2_state_dict_to_ours",
     "load_gpt2_weights",
 ]
@@ -272,6 +275,74 @@ def generate(
             ids = torch.cat([ids, new], dim=1)
             if eos_id is not None and bool(done.all()):
                 break
+    return ids
+
+
+def guided_log_probs(log_probs: Tensor, target: int, weight: float) -> Tensor:
+    """Classifier-free guidance for a model trained only *with* conditions: given next-token
+    log-probabilities under every condition ``(n_conditions, batch, vocab)``, their average
+    (equal weights) stands in for the unconditional ``log p(v)``, and the guided scores
+    ``(batch, vocab)`` are ``log p(v | target) + weight * (log p(v | target) - log p(v))``: tokens
+    the target makes likelier than average go up. ``weight=0`` gives ``log p(v | target)``."""
+    if log_probs.ndim != 3 or not 0 <= target < log_probs.shape[0]:
+        raise ValueError(
+            f"log_probs must be (n_conditions, batch, vocab) with target < "
+            f"n_conditions, got {tuple(log_probs.shape)} and target={target}."
+        )
+    mixture = torch.logsumexp(log_probs, dim=0) - math.log(log_probs.shape[0])
+    return log_probs[target] + weight * (log_probs[target] - mixture)
+
+
+@torch.no_grad()
+def generate_guided(
+    model: GPT,
+    prompts: Tensor,
+    target: int,
+    n_samples: int,
+    max_new_tokens: int,
+    *,
+    weight: float,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Sample ``n_samples`` continuations of ``prompts[target]`` steered by
+    :func:`guided_log_probs`. ``prompts`` ``(n_conditions, seq)`` holds one prompt per condition
+    (for example each label token); each step runs the model on all conditions at once (one KV
+    cache, ``n_conditions * n_samples`` rows fed the same new tokens) and :func:`next_token` draws
+    from the guided scores. Returns ``(n_samples, seq + new)``; stops as :func:`generate` does."""
+    if prompts.ndim != 2 or not 0 <= target < prompts.shape[0]:
+        raise ValueError(
+            f"prompts must be (n_conditions, seq) with target < n_conditions, "
+            f"got {tuple(prompts.shape)} and target={target}."
+        )
+    if prompts.shape[1] + max_new_tokens > model.config.max_positions:
+        raise ValueError(
+            f"{prompts.shape[1]} prompt tokens + {max_new_tokens} new ones exceed "
+            f"the context of {model.config.max_positions}: ask for fewer new tokens."
+        )
+    n_conditions = prompts.shape[0]
+    caches = KVCache.for_layers(len(model.blocks))
+    ids = prompts[target].expand(n_samples, -1)
+    feed = prompts.repeat_interleave(n_samples, dim=0)  # condition c in rows c*n ... (c+1)*n - 1
+    done = torch.zeros(n_samples, dtype=torch.bool, device=prompts.device)
+    with eval_mode(model):
+        for _ in range(max_new_tokens):
+            logits = model(feed, kv_caches=caches)[:, -1]
+            log_probs = logits.float().log_softmax(dim=-1).view(n_conditions, n_samples, -1)
+            new = next_token(
+                guided_log_probs(log_probs, target, weight), temperature=temperature,
+                top_k=top_k, top_p=top_p, generator=generator,
+            )  # fmt: skip
+            if eos_id is not None:
+                new = new.masked_fill(done[:, None], eos_id)
+                done |= new[:, 0] == eos_id
+            ids = torch.cat([ids, new], dim=1)
+            if eos_id is not None and bool(done.all()):
+                break
+            feed = new.repeat(n_conditions, 1)
     return ids
 
 

@@ -10,7 +10,8 @@ packs every review as ``<label> text <|endoftext|>`` into one stream, cuts it in
 receives ``tokenizer.json``, ``model.pt`` (the configuration and weights, written atomically)
 and ``metrics.json`` (history, validation perplexity and the unigram model's); the last line
 printed is the metrics as JSON. ``sample`` prints reviews generated for a label (greedy with
-``--temperature 0``; ``--no-cache`` generates without the key/value cache).
+``--temperature 0``; ``--no-cache`` generates without the key/value cache; ``--guidance 8``
+steers every token towards the label with classifier-free guidance, as notebook 11 does).
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers.bpe import BPETokenizer
 from helpers.data import SENTIMENT_LABELS_3, load_sentiment_corpus
 from helpers.device import get_device, make_generator, seed_everything
-from helpers.gpt import GPT, generate, gpt_config, lm_loss, lm_windows, pack_stream
+from helpers.gpt import (
+    GPT,
+    generate,
+    generate_guided,
+    gpt_config,
+    lm_loss,
+    lm_windows,
+    pack_stream,
+)
 from helpers.train import fit
 from helpers.transformer import TransformerConfig, use_sdpa
 
@@ -65,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--top-k", type=int, default=50)
     s.add_argument("--top-p", type=float, default=None)
     s.add_argument("--no-cache", action="store_true")
+    s.add_argument(
+        "--guidance",
+        type=float,
+        default=0.0,
+        help="classifier-free guidance weight towards the label (notebook 11 uses 8)",
+    )
     s.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -154,12 +169,21 @@ def sample(args: argparse.Namespace) -> list[str]:
         raise SystemExit(f"{folder} has no model.pt: run `train --output-dir {folder}` first.")
     tokenizer = BPETokenizer.load(folder / "tokenizer.json")
     model = load_model(folder / "model.pt")
-    prompt = torch.tensor([tokenizer.encode(f"<{args.label}>")] * args.n)
-    ids = generate(
-        model, prompt, args.max_new_tokens, use_cache=not args.no_cache,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        eos_id=tokenizer.special_tokens[END], generator=make_generator(args.seed),
-    )  # fmt: skip
+    eos_id, generator = tokenizer.special_tokens[END], make_generator(args.seed)
+    if args.guidance:
+        prompts = torch.tensor([tokenizer.encode(token) for token in LABEL_TOKENS])
+        ids = generate_guided(
+            model, prompts, SENTIMENT_LABELS_3.index(args.label), args.n, args.max_new_tokens,
+            weight=args.guidance, temperature=args.temperature, top_k=args.top_k,
+            top_p=args.top_p, eos_id=eos_id, generator=generator,
+        )  # fmt: skip
+    else:
+        prompt = torch.tensor([tokenizer.encode(f"<{args.label}>")] * args.n)
+        ids = generate(
+            model, prompt, args.max_new_tokens, use_cache=not args.no_cache,
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+            eos_id=eos_id, generator=generator,
+        )  # fmt: skip
     texts = [tokenizer.decode(row[1:].tolist()).split(END)[0].strip() for row in ids]
     for text in texts:
         print(text)

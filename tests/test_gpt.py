@@ -8,8 +8,10 @@ import torch
 from helpers.gpt import (
     GPT,
     generate,
+    generate_guided,
     gpt2_config_from_hf,
     gpt_config,
+    guided_log_probs,
     lm_loss,
     lm_windows,
     load_gpt2_weights,
@@ -93,6 +95,40 @@ def test_next_token_greedy_top_k_and_top_p():
         next_token(logits, temperature=-1)
 
 
+def test_guidance_pushes_up_the_tokens_the_target_makes_likelier_than_the_average():
+    # two conditions, three tokens: token 0 is likelier under condition 1 than on average
+    probs = torch.tensor([[[0.2, 0.4, 0.4]], [[0.6, 0.2, 0.2]]])
+    log_probs = probs.log()
+    assert torch.allclose(guided_log_probs(log_probs, 1, weight=0.0), log_probs[1])
+    guided = guided_log_probs(log_probs, 1, weight=2.0).softmax(-1)
+    assert guided[0, 0] > probs[1, 0, 0]  # 0.6 grows (to about 0.88)
+    mixture = probs.mean(0).log()  # the unconditional distribution: the average
+    expected = log_probs[1] + 2.0 * (log_probs[1] - mixture)
+    assert torch.allclose(guided_log_probs(log_probs, 1, weight=2.0), expected)
+    same = torch.full((3, 1, 4), 0.25).log()  # conditions that agree: guidance changes nothing
+    assert torch.allclose(guided_log_probs(same, 0, weight=5.0), same[0])
+
+
+def test_guided_generation_equals_plain_generation_at_weight_zero(model):
+    prompts = torch.tensor([[1, 7], [2, 7], [3, 7]])  # one prompt per condition
+    guided = generate_guided(model, prompts, 1, 2, 6, weight=0.0, temperature=0)
+    assert torch.equal(guided, generate(model, prompts[1:2].expand(2, -1), 6))
+
+
+def test_guided_generation_with_the_cache_follows_the_guided_scores_of_full_passes(model):
+    prompts = torch.tensor([[1, 7], [2, 7], [3, 7]])
+    out = generate_guided(model, prompts, 2, 3, 8, weight=3.0, temperature=0)
+    ids = prompts[2:].expand(3, -1)
+    with torch.no_grad():
+        for _ in range(8):  # the reference: every condition's whole sequence, every step
+            rows = [torch.cat([prompts[c : c + 1].expand(3, -1), ids[:, 2:]], 1) for c in range(3)]
+            log_probs = torch.stack([model(r)[:, -1].log_softmax(-1) for r in rows])
+            new = guided_log_probs(log_probs, 2, 3.0).argmax(-1, keepdim=True)
+            ids = torch.cat([ids, new], 1)
+    assert torch.equal(out, ids)
+    assert not torch.equal(out, generate_guided(model, prompts, 2, 3, 8, weight=0.0, temperature=0))
+
+
 def test_packing_and_windows_shift_the_targets_by_one_token():
     stream = pack_stream(lambda s: [ord(c) for c in s], ["ab", "c"], ["<", ">"], "|")
     assert stream == [ord(c) for c in "<ab|>c|"]
@@ -136,5 +172,9 @@ def test_bad_input_says_what_to_do(model):
         model(torch.zeros(1, 17, dtype=torch.long))
     with pytest.raises(ValueError, match="for_layers"):
         model(torch.zeros(1, 2, dtype=torch.long), kv_caches=[KVCache()])
+    with pytest.raises(ValueError, match="fewer new tokens"):
+        generate_guided(model, torch.zeros(3, 2, dtype=torch.long), 0, 1, 15, weight=1.0)
+    with pytest.raises(ValueError, match="target < n_conditions"):
+        generate_guided(model, torch.zeros(3, 2, dtype=torch.long), 3, 1, 4, weight=1.0)
     with pytest.raises(ValueError, match="gpt_config"):
         GPT(gpt_config(50, 16, 32, 4, 2).__class__(50, 16, 32, 4, 2, 64))

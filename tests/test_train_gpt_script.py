@@ -53,3 +53,10 @@ def test_sampling_without_a_model_says_how_to_train_one(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "sample", "--model-dir", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert done.returncode != 0 and "run `train --output-dir" in done.stderr
+
+
+def test_guided_sampling_prints_the_requested_reviews(trained):
+    out, _ = trained
+    text = run("sample", "--model-dir", str(out), "-n", "3", "--max-new-tokens", "12",
+               "--label", "negative", "--guidance", "8")  # fmt: skip
+    assert text.count("\n") >= 3
