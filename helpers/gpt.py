@@ -226,6 +226,17 @@ def next_token(
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
 
 
+def _append_until_end(
+    ids: Tensor, new: Tensor, done: Tensor, eos_id: int | None
+) -> tuple[Tensor, Tensor, bool]:
+    """Append ``new`` to ``ids``; a sequence that produced ``eos_id`` keeps producing it (``done``
+    is updated in place). Returns the ids, the new tokens and whether every sequence has ended."""
+    if eos_id is not None:
+        new = new.masked_fill(done[:, None], eos_id)
+        done |= new[:, 0] == eos_id
+    return torch.cat([ids, new], dim=1), new, eos_id is not None and bool(done.all())
+
+
 @torch.no_grad()
 def generate(
     model: GPT,
@@ -269,21 +280,17 @@ def generate(
                 logits[:, -1], temperature=temperature, top_k=top_k, top_p=top_p,
                 generator=generator,
             )  # fmt: skip
-            if eos_id is not None:
-                new = new.masked_fill(done[:, None], eos_id)
-                done |= new[:, 0] == eos_id
-            ids = torch.cat([ids, new], dim=1)
-            if eos_id is not None and bool(done.all()):
+            ids, new, finished = _append_until_end(ids, new, done, eos_id)
+            if finished:
                 break
     return ids
 
 
 def guided_log_probs(log_probs: Tensor, target: int, weight: float) -> Tensor:
-    """Classifier-free guidance for a model trained only *with* conditions: given next-token
-    log-probabilities under every condition ``(n_conditions, batch, vocab)``, their average
-    (equal weights) stands in for the unconditional ``log p(v)``, and the guided scores
-    ``(batch, vocab)`` are ``log p(v | target) + weight * (log p(v | target) - log p(v))``: tokens
-    the target makes likelier than average go up. ``weight=0`` gives ``log p(v | target)``."""
+    """Classifier-free guidance for a model trained only *with* conditions: of the next-token
+    log-probabilities under every condition ``(n_conditions, batch, vocab)``, the equal-weight
+    average stands in for the unconditional ``log p(v)``; the scores ``(batch, vocab)`` are
+    ``log p(v | target) + weight * (log p(v | target) - log p(v))`` (``weight=0``: no change)."""
     if log_probs.ndim != 3 or not 0 <= target < log_probs.shape[0]:
         raise ValueError(
             f"log_probs must be (n_conditions, batch, vocab) with target < "
@@ -309,10 +316,9 @@ def generate_guided(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Sample ``n_samples`` continuations of ``prompts[target]`` steered by
-    :func:`guided_log_probs`. ``prompts`` ``(n_conditions, seq)`` holds one prompt per condition
-    (for example each label token); each step runs the model on all conditions at once (one KV
-    cache, ``n_conditions * n_samples`` rows fed the same new tokens) and :func:`next_token` draws
-    from the guided scores. Returns ``(n_samples, seq + new)``; stops as :func:`generate` does."""
+    :func:`guided_log_probs`; ``prompts`` ``(n_conditions, seq)`` holds one prompt per condition.
+    Each step runs the model on all conditions at once (one KV cache, ``n_conditions * n_samples``
+    rows fed the same new tokens). Returns ``(n_samples, seq + new)``; stops as :func:`generate`."""
     if prompts.ndim != 2 or not 0 <= target < prompts.shape[0]:
         raise ValueError(
             f"prompts must be (n_conditions, seq) with target < n_conditions, "
@@ -323,8 +329,7 @@ def generate_guided(
             f"{prompts.shape[1]} prompt tokens + {max_new_tokens} new ones exceed "
             f"the context of {model.config.max_positions}: ask for fewer new tokens."
         )
-    n_conditions = prompts.shape[0]
-    caches = KVCache.for_layers(len(model.blocks))
+    n_conditions, caches = prompts.shape[0], KVCache.for_layers(len(model.blocks))
     ids = prompts[target].expand(n_samples, -1)
     feed = prompts.repeat_interleave(n_samples, dim=0)  # condition c in rows c*n ... (c+1)*n - 1
     done = torch.zeros(n_samples, dtype=torch.bool, device=prompts.device)
@@ -336,11 +341,8 @@ def generate_guided(
                 guided_log_probs(log_probs, target, weight), temperature=temperature,
                 top_k=top_k, top_p=top_p, generator=generator,
             )  # fmt: skip
-            if eos_id is not None:
-                new = new.masked_fill(done[:, None], eos_id)
-                done |= new[:, 0] == eos_id
-            ids = torch.cat([ids, new], dim=1)
-            if eos_id is not None and bool(done.all()):
+            ids, new, finished = _append_until_end(ids, new, done, eos_id)
+            if finished:
                 break
             feed = new.repeat(n_conditions, 1)
     return ids
